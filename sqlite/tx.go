@@ -1,0 +1,709 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/rowsync/rowsync"
+)
+
+// Tx implements rowsync.Tx on one connection. Write transactions start
+// with BEGIN IMMEDIATE, so they hold SQLite's write lock from the start.
+type Tx struct {
+	ctx   context.Context
+	conn  *sql.Conn
+	stmts map[string]*sql.Stmt
+	done  bool
+	write bool
+}
+
+var _ rowsync.Tx = (*Tx)(nil)
+
+// Begin implements rowsync.Database.
+func (d *DB) Begin(ctx context.Context, write bool) (rowsync.Tx, error) {
+	conn, err := d.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	begin := "BEGIN"
+	if write {
+		begin = "BEGIN IMMEDIATE"
+	}
+	if _, err := conn.ExecContext(ctx, begin); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	return &Tx{ctx: ctx, conn: conn, stmts: map[string]*sql.Stmt{}, write: write}, nil
+}
+
+func (t *Tx) end(stmt string) error {
+	if t.done {
+		return nil
+	}
+	t.done = true
+	for _, s := range t.stmts {
+		s.Close()
+	}
+	_, err := t.conn.ExecContext(context.Background(), stmt)
+	if stmt == "COMMIT" && err != nil {
+		t.conn.ExecContext(context.Background(), "ROLLBACK")
+	}
+	// A connection whose transaction could not be ended is not reused.
+	if err != nil {
+		t.conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	t.conn.Close()
+	return err
+}
+
+// Commit implements rowsync.Tx.
+func (t *Tx) Commit() error {
+	if t.done {
+		return errors.New("commit: transaction already ended")
+	}
+	if err := t.end("COMMIT"); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Rollback implements rowsync.Tx; it does nothing after Commit.
+func (t *Tx) Rollback() error { return t.end("ROLLBACK") }
+
+func (t *Tx) stmt(q string) (*sql.Stmt, error) {
+	if s, ok := t.stmts[q]; ok {
+		return s, nil
+	}
+	s, err := t.conn.PrepareContext(t.ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	t.stmts[q] = s
+	return s, nil
+}
+
+func (t *Tx) exec(q string, args ...any) (sql.Result, error) {
+	s, err := t.stmt(q)
+	if err != nil {
+		return nil, err
+	}
+	return s.ExecContext(t.ctx, args...)
+}
+
+func (t *Tx) query(q string, args ...any) (*sql.Rows, error) {
+	s, err := t.stmt(q)
+	if err != nil {
+		return nil, err
+	}
+	return s.QueryContext(t.ctx, args...)
+}
+
+func anyArgs(vs []rowsync.Value) []any {
+	out := make([]any, len(vs))
+	for i, v := range vs {
+		out[i] = v.Any()
+	}
+	return out
+}
+
+// scanValues scans n columns into Values.
+func scanValues(rows *sql.Rows, dst []rowsync.Value, extra ...any) error {
+	raw := make([]any, len(dst))
+	ptrs := make([]any, 0, len(extra)+len(dst))
+	ptrs = append(ptrs, extra...)
+	for i := range raw {
+		ptrs = append(ptrs, &raw[i])
+	}
+	if err := rows.Scan(ptrs...); err != nil {
+		return err
+	}
+	for i, x := range raw {
+		v, err := rowsync.ValueOf(x)
+		if err != nil {
+			return err
+		}
+		dst[i] = v
+	}
+	return nil
+}
+
+// valueExprs selects columns without their declared type (a bare column
+// of type DATETIME would be parsed into time.Time by the driver): unary +
+// keeps the stored value and storage class exactly.
+func valueExprs(prefix string, names []string) string {
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = "+" + prefix + n
+	}
+	return strings.Join(parts, ", ")
+}
+
+func quotedColumns(tb *rowsync.Table) []string {
+	out := make([]string, len(tb.Columns))
+	for i, c := range tb.Columns {
+		out[i] = quote(c.Name)
+	}
+	return out
+}
+
+func keyMatch(tb *rowsync.Table) string {
+	parts := make([]string, len(tb.Key))
+	for i, k := range tb.Key {
+		parts[i] = quote(tb.Columns[k].Name) + " IS ?"
+	}
+	return strings.Join(parts, " AND ")
+}
+
+func shadowKeyMatch(tb *rowsync.Table) string {
+	parts := make([]string, len(tb.Key))
+	for i := range tb.Key {
+		parts[i] = keyCol(i) + " IS ?"
+	}
+	return strings.Join(parts, " AND ")
+}
+
+func wrap(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if isConstraint(err) {
+		return &rowsync.ConstraintError{Err: err}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// LoadState implements rowsync.Tx.
+func (t *Tx) LoadState() (rowsync.State, error) {
+	var st rowsync.State
+	rows, err := t.query(`SELECT key, value FROM _rowsync_state`)
+	if err != nil {
+		if strings.Contains(err.Error(), "no such table") {
+			return st, rowsync.ErrNotInitialized
+		}
+		return st, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k string
+		var v any
+		if err := rows.Scan(&k, &v); err != nil {
+			return st, err
+		}
+		switch k {
+		case "node_id":
+			st.NodeID, _ = v.(string)
+		case "name":
+			st.Name, _ = v.(string)
+		case "clock":
+			st.Clock, _ = v.(int64)
+		case "seq":
+			st.Seq, _ = v.(int64)
+		}
+	}
+	return st, rows.Err()
+}
+
+// SaveState implements rowsync.Tx.
+func (t *Tx) SaveState(st rowsync.State) error {
+	for k, v := range map[string]any{"node_id": st.NodeID, "name": st.Name, "clock": st.Clock, "seq": st.Seq} {
+		if _, err := t.exec(`INSERT OR REPLACE INTO _rowsync_state(key, value) VALUES (?, ?)`, k, v); err != nil {
+			return fmt.Errorf("save state: %w", err)
+		}
+	}
+	return nil
+}
+
+// NodeIndex implements rowsync.Tx.
+func (t *Tx) NodeIndex(id string) (int64, error) {
+	if _, err := t.exec(`INSERT OR IGNORE INTO _rowsync_nodes(id) VALUES (?)`, id); err != nil {
+		return 0, err
+	}
+	s, err := t.stmt(`SELECT idx FROM _rowsync_nodes WHERE id = ?`)
+	if err != nil {
+		return 0, err
+	}
+	var idx int64
+	err = s.QueryRowContext(t.ctx, id).Scan(&idx)
+	return idx, err
+}
+
+// NodeIDs implements rowsync.Tx.
+func (t *Tx) NodeIDs() (map[int64]string, error) {
+	rows, err := t.query(`SELECT idx, id FROM _rowsync_nodes`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	m := map[int64]string{}
+	for rows.Next() {
+		var i int64
+		var id string
+		if err := rows.Scan(&i, &id); err != nil {
+			return nil, err
+		}
+		m[i] = id
+	}
+	return m, rows.Err()
+}
+
+// ReadLog implements rowsync.Tx.
+func (t *Tx) ReadLog(tb *rowsync.Table, after int64, limit int) ([]rowsync.LogEntry, error) {
+	nw := maskWords(len(tb.Columns))
+	cols := make([]string, len(tb.Columns))
+	for i := range cols {
+		cols[i] = logCol(i)
+	}
+	masks := make([]string, nw)
+	for i := range masks {
+		masks[i] = fmt.Sprintf("coalesce(m%d, 0)", i)
+	}
+	q := fmt.Sprintf(`SELECT rowid, op, wall, %s, %s FROM %s WHERE rowid > ? ORDER BY rowid LIMIT ?`,
+		strings.Join(masks, ", "), strings.Join(cols, ", "), logName(tb.ID))
+	rows, err := t.query(q, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []rowsync.LogEntry
+	for rows.Next() {
+		e := rowsync.LogEntry{Row: make([]rowsync.Value, len(tb.Columns)), Mask: make([]uint64, nw)}
+		extra := []any{&e.ID, &e.Op, &e.Wall}
+		ms := make([]int64, nw)
+		for i := range ms {
+			extra = append(extra, &ms[i])
+		}
+		if err := scanValues(rows, e.Row, extra...); err != nil {
+			return nil, err
+		}
+		for i, m := range ms {
+			e.Mask[i] = uint64(m)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// NextLogOp implements rowsync.Tx.
+func (t *Tx) NextLogOp(tb *rowsync.Table, after int64, key []rowsync.Value) (rowsync.LogOp, bool, error) {
+	parts := make([]string, len(tb.Key))
+	for i, k := range tb.Key {
+		parts[i] = logCol(k) + " IS ?"
+	}
+	q := fmt.Sprintf(`SELECT op FROM %s WHERE rowid > ? AND %s ORDER BY rowid LIMIT 1`, logName(tb.ID), strings.Join(parts, " AND "))
+	s, err := t.stmt(q)
+	if err != nil {
+		return 0, false, err
+	}
+	var op rowsync.LogOp
+	err = s.QueryRowContext(t.ctx, append([]any{after}, anyArgs(key)...)...).Scan(&op)
+	if err == sql.ErrNoRows {
+		return 0, false, nil
+	}
+	return op, err == nil, err
+}
+
+// DeleteLog implements rowsync.Tx.
+func (t *Tx) DeleteLog(tb *rowsync.Table, upTo int64, ids []int64) error {
+	if ids == nil {
+		_, err := t.exec(fmt.Sprintf(`DELETE FROM %s WHERE rowid <= ?`, logName(tb.ID)), upTo)
+		return err
+	}
+	for _, id := range ids {
+		if _, err := t.exec(fmt.Sprintf(`DELETE FROM %s WHERE rowid = ?`, logName(tb.ID)), id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LogCount implements rowsync.Tx.
+func (t *Tx) LogCount(tb *rowsync.Table) (int64, error) {
+	s, err := t.stmt(fmt.Sprintf(`SELECT count(*) FROM %s`, logName(tb.ID)))
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	err = s.QueryRowContext(t.ctx).Scan(&n)
+	return n, err
+}
+
+// GetShadow implements rowsync.Tx.
+func (t *Tx) GetShadow(tb *rowsync.Table, key []rowsync.Value) (*rowsync.Shadow, error) {
+	s, err := t.stmt(fmt.Sprintf(`SELECT seq, del, src, meta, dead FROM %s WHERE %s`, shadowName(tb.ID), shadowKeyMatch(tb)))
+	if err != nil {
+		return nil, err
+	}
+	sh := &rowsync.Shadow{Key: key}
+	err = s.QueryRowContext(t.ctx, anyArgs(key)...).Scan(&sh.Seq, &sh.Deleted, &sh.Src, &sh.Meta, &sh.Dead)
+	if err == sql.ErrNoRows {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read bookkeeping of %q: %w", tb.Name, err)
+	}
+	return sh, nil
+}
+
+// PutShadow implements rowsync.Tx.
+func (t *Tx) PutShadow(tb *rowsync.Table, sh *rowsync.Shadow) error {
+	cols := make([]string, 0, len(tb.Key)+5)
+	marks := make([]string, 0, len(tb.Key)+5)
+	for i := range tb.Key {
+		cols = append(cols, keyCol(i))
+		marks = append(marks, "?")
+	}
+	cols = append(cols, "seq", "del", "src", "meta", "dead")
+	marks = append(marks, "?", "?", "?", "?", "?")
+	q := fmt.Sprintf(`INSERT OR REPLACE INTO %s(%s) VALUES (%s)`, shadowName(tb.ID), strings.Join(cols, ", "), strings.Join(marks, ", "))
+	args := append(anyArgs(sh.Key), sh.Seq, sh.Deleted, sh.Src, sh.Meta, sh.Dead)
+	if _, err := t.exec(q, args...); err != nil {
+		return fmt.Errorf("write bookkeeping of %q: %w", tb.Name, err)
+	}
+	return nil
+}
+
+// Changes implements rowsync.Tx.
+func (t *Tx) Changes(tb *rowsync.Table, kind rowsync.ChangeKind, after, upTo, excludeSrc int64, limit int) ([]rowsync.StoredChange, error) {
+	keys := make([]string, len(tb.Key))
+	for i := range keys {
+		keys[i] = keyCol(i)
+	}
+	var q string
+	if kind == rowsync.KindLive {
+		var on []string
+		for i, k := range tb.Key {
+			on = append(on, fmt.Sprintf("b.%s IS s.%s", quote(tb.Columns[k].Name), keyCol(i)))
+		}
+		q = fmt.Sprintf(`SELECT s.seq, s.src, s.meta, %s, %s FROM %s AS s JOIN %s AS b ON %s
+			WHERE s.del = 0 AND s.seq > ? AND s.seq <= ? AND s.src <> ? ORDER BY s.seq LIMIT ?`,
+			valueExprs("s.", keys), valueExprs("b.", quotedColumns(tb)), shadowName(tb.ID), quote(tb.Name), strings.Join(on, " AND "))
+	} else {
+		q = fmt.Sprintf(`SELECT s.seq, s.src, s.meta, s.dead, %s FROM %s AS s
+			WHERE s.del = 1 AND s.seq > ? AND s.seq <= ? AND s.src <> ? ORDER BY s.seq LIMIT ?`,
+			valueExprs("s.", keys), shadowName(tb.ID))
+	}
+	if excludeSrc == 0 {
+		excludeSrc = -1
+	}
+	rows, err := t.query(q, after, upTo, excludeSrc, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read changes: %w", err)
+	}
+	defer rows.Close()
+	var out []rowsync.StoredChange
+	for rows.Next() {
+		var c rowsync.StoredChange
+		c.Deleted = kind == rowsync.KindDead
+		if kind == rowsync.KindLive {
+			vals := make([]rowsync.Value, len(tb.Key)+len(tb.Columns))
+			if err := scanValues(rows, vals, &c.Seq, &c.Src, &c.Meta); err != nil {
+				return nil, err
+			}
+			c.Key, c.Row = vals[:len(tb.Key)], vals[len(tb.Key):]
+		} else {
+			c.Key = make([]rowsync.Value, len(tb.Key))
+			if err := scanValues(rows, c.Key, &c.Seq, &c.Src, &c.Meta, &c.Dead); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// CountChanges implements rowsync.Tx.
+func (t *Tx) CountChanges(tb *rowsync.Table, after int64) (int64, error) {
+	s, err := t.stmt(fmt.Sprintf(`SELECT count(*) FROM %s WHERE del IN (0, 1) AND seq > ?`, shadowName(tb.ID)))
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	err = s.QueryRowContext(t.ctx, after).Scan(&n)
+	return n, err
+}
+
+// GetRow implements rowsync.Tx.
+func (t *Tx) GetRow(tb *rowsync.Table, key []rowsync.Value) ([]rowsync.Value, bool, error) {
+	q := fmt.Sprintf(`SELECT %s FROM %s WHERE %s`, valueExprs("", quotedColumns(tb)), quote(tb.Name), keyMatch(tb))
+	rows, err := t.query(q, anyArgs(key)...)
+	if err != nil {
+		return nil, false, fmt.Errorf("read row of %q: %w", tb.Name, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return nil, false, rows.Err()
+	}
+	row := make([]rowsync.Value, len(tb.Columns))
+	if err := scanValues(rows, row); err != nil {
+		return nil, false, err
+	}
+	return row, true, nil
+}
+
+// InsertRow implements rowsync.Tx.
+func (t *Tx) InsertRow(tb *rowsync.Table, row []rowsync.Value) error {
+	marks := strings.TrimSuffix(strings.Repeat("?, ", len(tb.Columns)), ", ")
+	q := fmt.Sprintf(`INSERT INTO %s(%s) VALUES (%s)`, quote(tb.Name), strings.Join(quotedColumns(tb), ", "), marks)
+	_, err := t.exec(q, anyArgs(row)...)
+	return wrap("insert into "+tb.Name, err)
+}
+
+// UpdateRow implements rowsync.Tx.
+func (t *Tx) UpdateRow(tb *rowsync.Table, key []rowsync.Value, cols []int, vals []rowsync.Value) error {
+	sets := make([]string, len(cols))
+	for i, c := range cols {
+		sets[i] = quote(tb.Columns[c].Name) + " = ?"
+	}
+	q := fmt.Sprintf(`UPDATE %s SET %s WHERE %s`, quote(tb.Name), strings.Join(sets, ", "), keyMatch(tb))
+	_, err := t.exec(q, append(anyArgs(vals), anyArgs(key)...)...)
+	return wrap("update "+tb.Name, err)
+}
+
+// DeleteRow implements rowsync.Tx.
+func (t *Tx) DeleteRow(tb *rowsync.Table, key []rowsync.Value) error {
+	_, err := t.exec(fmt.Sprintf(`DELETE FROM %s WHERE %s`, quote(tb.Name), keyMatch(tb)), anyArgs(key)...)
+	return wrap("delete from "+tb.Name, err)
+}
+
+// ScanRows implements rowsync.Tx.
+func (t *Tx) ScanRows(tb *rowsync.Table, fn func([]rowsync.Value) error) error {
+	rows, err := t.conn.QueryContext(t.ctx, fmt.Sprintf(`SELECT %s FROM %s`, valueExprs("", quotedColumns(tb)), quote(tb.Name)))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	row := make([]rowsync.Value, len(tb.Columns))
+	for rows.Next() {
+		if err := scanValues(rows, row); err != nil {
+			return err
+		}
+		if err := fn(row); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// BeginApply implements rowsync.Tx. SQLite has no session variable the
+// capture triggers could read cheaply, so they fire for applied rows too;
+// EndApply removes what they logged for the rows the engine wrote.
+func (t *Tx) BeginApply() error { return nil }
+
+// EndApply implements rowsync.Tx: captured writes of rows the engine wrote
+// are echoes and are dropped; the rest (cascades, application triggers) are
+// local writes and stay in the log.
+func (t *Tx) EndApply(applied map[*rowsync.Table][][]rowsync.Value) error {
+	for tb, keys := range applied {
+		set := make(map[string]bool, len(keys))
+		for _, k := range keys {
+			set[string(rowsync.EncodeValues(k))] = true
+		}
+		var after, last int64
+		var keep bool
+		var echo []int64
+		for {
+			es, err := t.ReadLog(tb, after, 4096)
+			if err != nil {
+				return err
+			}
+			if len(es) == 0 {
+				break
+			}
+			for i := range es {
+				key, _ := tb.SplitRow(es[i].Row)
+				if set[string(rowsync.EncodeValues(key))] {
+					echo = append(echo, es[i].ID)
+				} else {
+					keep = true
+				}
+			}
+			after = es[len(es)-1].ID
+			last = after
+		}
+		var err error
+		if !keep && last > 0 {
+			err = t.DeleteLog(tb, last, nil)
+		} else if len(echo) > 0 {
+			err = t.DeleteLog(tb, 0, echo)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Cursors implements rowsync.Tx.
+func (t *Tx) Cursors(peer string) ([]rowsync.Cursor, error) {
+	rows, err := t.query(`SELECT tbl, kind, seq FROM _rowsync_cursors WHERE peer = ? ORDER BY tbl, kind`, peer)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []rowsync.Cursor{}
+	for rows.Next() {
+		var c rowsync.Cursor
+		if err := rows.Scan(&c.Table, &c.Kind, &c.Seq); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// SetCursor implements rowsync.Tx.
+func (t *Tx) SetCursor(peer string, c rowsync.Cursor) error {
+	_, err := t.exec(`INSERT OR REPLACE INTO _rowsync_cursors(peer, tbl, kind, seq) VALUES (?, ?, ?, ?)`, peer, c.Table, c.Kind, c.Seq)
+	return err
+}
+
+const peerCols = `id, name, url, last_sync, sync_count, rows_in, rows_out, acked_seq, last_error`
+
+func scanPeer(sc interface{ Scan(...any) error }) (*rowsync.PeerRecord, error) {
+	var p rowsync.PeerRecord
+	var last int64
+	if err := sc.Scan(&p.ID, &p.Name, &p.URL, &last, &p.SyncCount, &p.RowsIn, &p.RowsOut, &p.AckedSeq, &p.LastError); err != nil {
+		return nil, err
+	}
+	if last != 0 {
+		p.LastSync = time.UnixMilli(last).UTC()
+	}
+	return &p, nil
+}
+
+// GetPeer implements rowsync.Tx.
+func (t *Tx) GetPeer(id string) (*rowsync.PeerRecord, error) {
+	s, err := t.stmt(`SELECT ` + peerCols + ` FROM _rowsync_peers WHERE id = ?`)
+	if err != nil {
+		return nil, err
+	}
+	p, err := scanPeer(s.QueryRowContext(t.ctx, id))
+	if err == sql.ErrNoRows {
+		return nil, nil
+	}
+	return p, err
+}
+
+// PutPeer implements rowsync.Tx.
+func (t *Tx) PutPeer(p *rowsync.PeerRecord) error {
+	var last int64
+	if !p.LastSync.IsZero() {
+		last = p.LastSync.UnixMilli()
+	}
+	_, err := t.exec(`INSERT OR REPLACE INTO _rowsync_peers(`+peerCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		p.ID, p.Name, p.URL, last, p.SyncCount, p.RowsIn, p.RowsOut, p.AckedSeq, p.LastError)
+	return err
+}
+
+// Peers implements rowsync.Tx.
+func (t *Tx) Peers() ([]rowsync.PeerRecord, error) {
+	rows, err := t.query(`SELECT ` + peerCols + ` FROM _rowsync_peers ORDER BY name, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []rowsync.PeerRecord
+	for rows.Next() {
+		p, err := scanPeer(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *p)
+	}
+	return out, rows.Err()
+}
+
+func encodeValue(v rowsync.Value) []byte { return rowsync.EncodeValues([]rowsync.Value{v}) }
+
+func decodeValue(b []byte) rowsync.Value {
+	vs, err := rowsync.DecodeValues(b)
+	if err != nil || len(vs) != 1 {
+		return rowsync.Value{}
+	}
+	return vs[0]
+}
+
+// AddConflict implements rowsync.Tx.
+func (t *Tx) AddConflict(c *rowsync.Conflict) (bool, error) {
+	res, err := t.exec(`INSERT OR IGNORE INTO _rowsync_conflicts(at, tbl, pk, col, kind, winner, winner_hlc, winner_node,
+		loser, loser_hlc, loser_node, peer, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.At.UnixMilli(), c.Table, rowsync.EncodeValues(c.Key), c.Column, c.Kind, encodeValue(c.Winner), c.WinnerV.HLC, c.WinnerV.Node,
+		encodeValue(c.Loser), c.LoserV.HLC, c.LoserV.Node, c.Peer, c.Detail)
+	if err != nil {
+		return false, fmt.Errorf("record conflict: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
+// Conflicts implements rowsync.Tx.
+func (t *Tx) Conflicts() ([]rowsync.Conflict, error) {
+	rows, err := t.query(`SELECT id, at, tbl, pk, col, kind, winner, winner_hlc, winner_node, loser, loser_hlc, loser_node,
+		peer, detail, resolved FROM _rowsync_conflicts ORDER BY id DESC`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []rowsync.Conflict
+	for rows.Next() {
+		var c rowsync.Conflict
+		var at int64
+		var pk, w, l []byte
+		if err := rows.Scan(&c.ID, &at, &c.Table, &pk, &c.Column, &c.Kind, &w, &c.WinnerV.HLC, &c.WinnerV.Node,
+			&l, &c.LoserV.HLC, &c.LoserV.Node, &c.Peer, &c.Detail, &c.Resolved); err != nil {
+			return nil, err
+		}
+		c.At = time.UnixMilli(at).UTC()
+		c.Key, _ = rowsync.DecodeValues(pk)
+		c.Winner, c.Loser = decodeValue(w), decodeValue(l)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// ResolveConflicts implements rowsync.Tx.
+func (t *Tx) ResolveConflicts(table string, key []rowsync.Value) error {
+	_, err := t.exec(`UPDATE _rowsync_conflicts SET resolved = 1 WHERE tbl = ? AND pk = ? AND kind = ?`,
+		table, rowsync.EncodeValues(key), rowsync.ConflictConstraint)
+	return err
+}
+
+// PutHeld implements rowsync.Tx.
+func (t *Tx) PutHeld(h *rowsync.Held) error {
+	_, err := t.exec(`INSERT OR REPLACE INTO _rowsync_held(tbl, pk, peer, change, error, at) VALUES (?, ?, ?, ?, ?, ?)`,
+		h.Table, rowsync.EncodeValues(h.Key), h.Peer, h.Change, h.Error, h.At.UnixMilli())
+	return err
+}
+
+// HeldChanges implements rowsync.Tx.
+func (t *Tx) HeldChanges() ([]rowsync.Held, error) {
+	rows, err := t.query(`SELECT id, tbl, pk, peer, change, error, at FROM _rowsync_held ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []rowsync.Held
+	for rows.Next() {
+		var h rowsync.Held
+		var pk []byte
+		var at int64
+		if err := rows.Scan(&h.ID, &h.Table, &pk, &h.Peer, &h.Change, &h.Error, &at); err != nil {
+			return nil, err
+		}
+		h.Key, _ = rowsync.DecodeValues(pk)
+		h.At = time.UnixMilli(at).UTC()
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+// DeleteHeld implements rowsync.Tx.
+func (t *Tx) DeleteHeld(id int64) error {
+	_, err := t.exec(`DELETE FROM _rowsync_held WHERE id = ?`, id)
+	return err
+}

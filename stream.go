@@ -1,0 +1,409 @@
+package rowsync
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// The change stream is the one format every transport moves: the body of a
+// pull response, of a push request and of a bundle file. It is specified
+// in docs/PROTOCOL.md; in short: the 5-byte header "RSYN\x01", then frames
+// of one type byte, a uvarint payload length and the payload.
+
+// ProtocolVersion is the version of the change stream and of the HTTP
+// protocol.
+const ProtocolVersion = 1
+
+var streamMagic = []byte("RSYN\x01")
+
+// Frame types.
+const (
+	FrameBegin      = 'B'
+	FrameNode       = 'N'
+	FrameTable      = 'T'
+	FrameRow        = 'R'
+	FrameCheckpoint = 'C'
+	FrameEnd        = 'E'
+	FrameError      = 'X'
+)
+
+// MaxFrameSize bounds one frame's payload (and so one row's size).
+const MaxFrameSize = 256 << 20
+
+// BeginFrame opens a stream: who sends it and the sender's sequence number
+// the stream goes up to.
+type BeginFrame struct {
+	Protocol int
+	NodeID   string
+	Name     string
+	UpTo     int64
+}
+
+// TableHeader starts a run of rows of one table and kind.
+type TableHeader struct {
+	Name    string
+	Kind    ChangeKind
+	Columns []Column // all columns; Class is carried, Type is not
+	Key     []string
+}
+
+// Frame is one decoded frame.
+type Frame struct {
+	Type    byte
+	Begin   *BeginFrame
+	Table   *TableHeader
+	Seq     int64 // FrameRow: the sender's sequence number of the row
+	Row     *Row  // FrameRow: Cells in the order of the header's non-key columns
+	Cursors []Cursor
+	Count   int64  // FrameEnd: rows in the stream
+	Message string // FrameError
+}
+
+// StreamError is a FrameError received from the sender.
+type StreamError struct{ Message string }
+
+func (e *StreamError) Error() string { return "peer failed: " + e.Message }
+
+// Encoder writes a change stream.
+type Encoder struct {
+	w       *bufio.Writer
+	started bool
+	nodes   map[string]uint64
+	buf     []byte
+	hdr     *TableHeader
+	ncells  int
+}
+
+// NewEncoder returns an encoder writing to w. Call Flush at batch ends.
+func NewEncoder(w io.Writer) *Encoder {
+	return &Encoder{w: bufio.NewWriterSize(w, 64<<10), nodes: map[string]uint64{}}
+}
+
+func (e *Encoder) frame(typ byte, payload []byte) error {
+	if !e.started {
+		if _, err := e.w.Write(streamMagic); err != nil {
+			return err
+		}
+		e.started = true
+	}
+	var hdr [1 + binary.MaxVarintLen64]byte
+	hdr[0] = typ
+	n := binary.PutUvarint(hdr[1:], uint64(len(payload)))
+	if _, err := e.w.Write(hdr[:1+n]); err != nil {
+		return err
+	}
+	_, err := e.w.Write(payload)
+	return err
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// Begin writes the opening frame.
+func (e *Encoder) Begin(f BeginFrame) error {
+	b := binary.AppendUvarint(nil, uint64(f.Protocol))
+	b = appendString(b, f.NodeID)
+	b = appendString(b, f.Name)
+	b = binary.AppendUvarint(b, uint64(f.UpTo))
+	return e.frame(FrameBegin, b)
+}
+
+// Table starts a run of rows of t.
+func (e *Encoder) Table(t *Table, kind ChangeKind) error {
+	h := &TableHeader{Name: t.Name, Kind: kind, Columns: t.Columns, Key: t.KeyNames()}
+	b := appendString(nil, h.Name)
+	b = binary.AppendUvarint(b, uint64(kind))
+	b = binary.AppendUvarint(b, uint64(len(h.Columns)))
+	for _, c := range h.Columns {
+		b = appendString(b, c.Name)
+		b = appendString(b, string(c.Class))
+	}
+	b = binary.AppendUvarint(b, uint64(len(h.Key)))
+	for _, k := range h.Key {
+		b = appendString(b, k)
+	}
+	e.hdr = h
+	e.ncells = len(h.Columns) - len(h.Key)
+	return e.frame(FrameTable, b)
+}
+
+func (e *Encoder) nodeIndex(id string) (uint64, error) {
+	if id == "" {
+		return 0, nil
+	}
+	if i, ok := e.nodes[id]; ok {
+		return i, nil
+	}
+	i := uint64(len(e.nodes) + 1)
+	e.nodes[id] = i
+	return i, e.frame(FrameNode, appendString(nil, id))
+}
+
+// Row writes one row of the current table; seq is the sender's sequence
+// number of its last change.
+func (e *Encoder) Row(seq int64, r *Row) error {
+	if e.hdr == nil {
+		return errors.New("encode row: no table header")
+	}
+	if len(r.Cells) != e.ncells {
+		return fmt.Errorf("encode row: %d cells for %d columns", len(r.Cells), e.ncells)
+	}
+	// The row's distinct versions, each written once.
+	var vers []Version
+	idx := func(v Version) uint64 {
+		if v.IsZero() {
+			return 0
+		}
+		for i, o := range vers {
+			if o == v {
+				return uint64(i + 1)
+			}
+		}
+		vers = append(vers, v)
+		return uint64(len(vers))
+	}
+	live, tomb, tprev := idx(r.Live), idx(r.Tomb), idx(r.TombPrev)
+	cidx := make([]uint64, 2*len(r.Cells))
+	for i := range r.Cells {
+		cidx[2*i] = idx(r.Cells[i].V)
+		cidx[2*i+1] = idx(r.Cells[i].Prev)
+	}
+	b := e.buf[:0]
+	b = binary.AppendUvarint(b, uint64(seq))
+	b = binary.AppendUvarint(b, uint64(len(vers)))
+	var last int64
+	for _, v := range vers {
+		ni, err := e.nodeIndex(v.Node)
+		if err != nil {
+			return err
+		}
+		b = binary.AppendVarint(b, v.HLC-last)
+		last = v.HLC
+		b = binary.AppendUvarint(b, ni)
+	}
+	b = binary.AppendUvarint(b, live)
+	b = binary.AppendUvarint(b, tomb)
+	b = binary.AppendUvarint(b, tprev)
+	for _, k := range r.Key {
+		b = AppendValue(b, k)
+	}
+	for i := range r.Cells {
+		b = AppendValue(b, r.Cells[i].Value)
+		b = binary.AppendUvarint(b, cidx[2*i])
+		b = binary.AppendUvarint(b, cidx[2*i+1])
+	}
+	e.buf = b
+	return e.frame(FrameRow, b)
+}
+
+// Checkpoint ends a batch: the receiver commits it with these cursors.
+func (e *Encoder) Checkpoint(cs []Cursor) error {
+	b := binary.AppendUvarint(nil, uint64(len(cs)))
+	for _, c := range cs {
+		b = appendString(b, c.Table)
+		b = binary.AppendUvarint(b, uint64(c.Kind))
+		b = binary.AppendUvarint(b, uint64(c.Seq))
+	}
+	return e.frame(FrameCheckpoint, b)
+}
+
+// End closes the stream cleanly.
+func (e *Encoder) End(rows int64) error {
+	return e.frame(FrameEnd, binary.AppendUvarint(nil, uint64(rows)))
+}
+
+// Error tells the receiver the sender failed; nothing after it is read.
+func (e *Encoder) Error(msg string) error {
+	return e.frame(FrameError, appendString(nil, msg))
+}
+
+// Flush writes buffered frames to the underlying writer.
+func (e *Encoder) Flush() error { return e.w.Flush() }
+
+// Decoder reads a change stream.
+type Decoder struct {
+	r       *bufio.Reader
+	started bool
+	nodes   []string
+	hdr     *TableHeader
+	ncells  int
+	buf     []byte
+	ended   bool
+}
+
+// NewDecoder returns a decoder reading from r.
+func NewDecoder(r io.Reader) *Decoder { return &Decoder{r: bufio.NewReaderSize(r, 64<<10)} }
+
+func malformed(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, a...))
+}
+
+// Next returns the next frame. Node frames are consumed internally. After
+// an End frame it returns io.EOF; a stream that stops before its End frame
+// returns an error wrapping io.ErrUnexpectedEOF.
+func (d *Decoder) Next() (*Frame, error) {
+	for {
+		f, err := d.next()
+		if err != nil || f != nil {
+			return f, err
+		}
+	}
+}
+
+func (d *Decoder) next() (*Frame, error) {
+	if d.ended {
+		return nil, io.EOF
+	}
+	if !d.started {
+		var m [5]byte
+		if _, err := io.ReadFull(d.r, m[:]); err != nil {
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return nil, fmt.Errorf("%w: empty or truncated stream: %w", ErrMalformed, io.ErrUnexpectedEOF)
+			}
+			return nil, err
+		}
+		if string(m[:4]) != string(streamMagic[:4]) {
+			return nil, malformed("not a rowsync change stream")
+		}
+		if m[4] != streamMagic[4] {
+			return nil, malformed("unsupported stream version %d (this build speaks %d)", m[4], streamMagic[4])
+		}
+		d.started = true
+	}
+	typ, err := d.r.ReadByte()
+	if err != nil {
+		if err == io.EOF {
+			return nil, fmt.Errorf("%w: stream ended without its end frame: %w", ErrMalformed, io.ErrUnexpectedEOF)
+		}
+		return nil, err
+	}
+	n, err := binary.ReadUvarint(d.r)
+	if err != nil {
+		return nil, fmt.Errorf("%w: truncated frame header: %w", ErrMalformed, io.ErrUnexpectedEOF)
+	}
+	if n > MaxFrameSize {
+		return nil, malformed("frame of %d bytes exceeds the limit of %d", n, MaxFrameSize)
+	}
+	if uint64(cap(d.buf)) < n {
+		d.buf = make([]byte, n)
+	}
+	p := d.buf[:n]
+	if _, err := io.ReadFull(d.r, p); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil, fmt.Errorf("%w: truncated frame: %w", ErrMalformed, io.ErrUnexpectedEOF)
+		}
+		return nil, err
+	}
+	r := &reader{b: p}
+	f := &Frame{Type: typ}
+	switch typ {
+	case FrameBegin:
+		f.Begin = &BeginFrame{Protocol: int(r.uvarint("protocol")), NodeID: r.string("node id"), Name: r.string("name"), UpTo: int64(r.uvarint("seq"))}
+		if r.err == nil && f.Begin.Protocol != ProtocolVersion {
+			return nil, malformed("unsupported protocol version %d", f.Begin.Protocol)
+		}
+	case FrameNode:
+		id := r.string("node id")
+		if r.err == nil && id == "" {
+			return nil, malformed("empty node id")
+		}
+		d.nodes = append(d.nodes, id)
+		f = nil
+	case FrameTable:
+		h := &TableHeader{Name: r.string("table name"), Kind: ChangeKind(r.uvarint("kind"))}
+		nc := r.uvarint("column count")
+		if nc > uint64(len(p)) {
+			return nil, malformed("column count %d", nc)
+		}
+		for i := uint64(0); i < nc && r.err == nil; i++ {
+			h.Columns = append(h.Columns, Column{Name: r.string("column name"), Class: TypeClass(r.string("column class"))})
+		}
+		nk := r.uvarint("key count")
+		if nk == 0 || nk > nc {
+			return nil, malformed("table %q: key of %d columns", h.Name, nk)
+		}
+		for i := uint64(0); i < nk && r.err == nil; i++ {
+			h.Key = append(h.Key, r.string("key name"))
+		}
+		if h.Kind != KindLive && h.Kind != KindDead {
+			return nil, malformed("table %q: unknown kind %d", h.Name, h.Kind)
+		}
+		d.hdr = h
+		d.ncells = len(h.Columns) - len(h.Key)
+		f.Table = h
+	case FrameRow:
+		if d.hdr == nil {
+			return nil, malformed("row before any table header")
+		}
+		f.Seq = int64(r.uvarint("row seq"))
+		nv := r.uvarint("version count")
+		if nv > uint64(2*d.ncells+3) {
+			return nil, malformed("row with %d versions", nv)
+		}
+		vers := make([]Version, nv)
+		var last int64
+		for i := range vers {
+			last += r.varint("hlc")
+			ni := r.uvarint("node index")
+			if ni == 0 || ni > uint64(len(d.nodes)) {
+				if r.err == nil {
+					return nil, malformed("row version names unknown node %d", ni)
+				}
+				break
+			}
+			vers[i] = Version{HLC: last, Node: d.nodes[ni-1]}
+		}
+		ver := func() Version {
+			i := r.uvarint("version index")
+			if i == 0 || r.err != nil {
+				return Version{}
+			}
+			if i > nv {
+				r.fail("version index")
+				return Version{}
+			}
+			return vers[i-1]
+		}
+		row := &Row{Live: ver(), Tomb: ver(), TombPrev: ver()}
+		row.Key = make([]Value, len(d.hdr.Key))
+		for i := range row.Key {
+			row.Key[i] = r.value()
+		}
+		row.Cells = make([]Cell, d.ncells)
+		for i := range row.Cells {
+			row.Cells[i] = Cell{Value: r.value(), V: ver(), Prev: ver()}
+		}
+		f.Row = row
+	case FrameCheckpoint:
+		nc := r.uvarint("cursor count")
+		if nc > uint64(len(p)) {
+			return nil, malformed("cursor count %d", nc)
+		}
+		for i := uint64(0); i < nc && r.err == nil; i++ {
+			f.Cursors = append(f.Cursors, Cursor{Table: r.string("cursor table"), Kind: ChangeKind(r.uvarint("cursor kind")), Seq: int64(r.uvarint("cursor seq"))})
+		}
+	case FrameEnd:
+		f.Count = int64(r.uvarint("row count"))
+		d.ended = true
+	case FrameError:
+		msg := r.string("error message")
+		if r.err == nil {
+			d.ended = true
+			return nil, &StreamError{Message: msg}
+		}
+	default:
+		return nil, malformed("unknown frame type 0x%02x", typ)
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	if len(r.b) != 0 {
+		return nil, malformed("frame 0x%02x has %d trailing bytes", typ, len(r.b))
+	}
+	return f, nil
+}

@@ -1,0 +1,810 @@
+package rowsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+)
+
+// NodeInfo identifies a node.
+type NodeInfo struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// HelloRequest opens a sync session: who calls, and what it tracks.
+type HelloRequest struct {
+	Protocol int           `json:"protocol"`
+	Node     NodeInfo      `json:"node"`
+	Tables   []TableSchema `json:"tables"`
+}
+
+// HelloResponse answers a HelloRequest: who answers, what it tracks, and
+// the cursors it keeps for the caller (how far it has received the caller's
+// changes, so a push resumes where the last one stopped).
+type HelloResponse struct {
+	Protocol int           `json:"protocol"`
+	Node     NodeInfo      `json:"node"`
+	Tables   []TableSchema `json:"tables"`
+	Cursors  []Cursor      `json:"cursors"`
+}
+
+// PullRequest asks a peer for its changes since the caller's cursors.
+type PullRequest struct {
+	Node    NodeInfo `json:"node"`
+	Cursors []Cursor `json:"cursors"`
+}
+
+// ReceiveResult is what applying a change stream did.
+type ReceiveResult struct {
+	Rows         int64 `json:"rows"`          // rows received
+	Changed      int64 `json:"changed"`       // rows whose state changed here
+	Batches      int64 `json:"batches"`       // transactions committed
+	NewConflicts int64 `json:"new_conflicts"` // conflicts recorded by this session
+	Held         int64 `json:"held"`          // changes held by a constraint at the end
+}
+
+// Peer is the other side of a sync session: a node over HTTP, or a local
+// *Node. Every transport implements these calls.
+type Peer interface {
+	// Hello checks compatibility and returns the peer's identity, schema
+	// and its cursors for the caller.
+	Hello(ctx context.Context, req *HelloRequest) (*HelloResponse, error)
+	// Push applies the caller's change stream on the peer.
+	Push(ctx context.Context, from NodeInfo, r io.Reader) (*ReceiveResult, error)
+	// Pull returns the peer's changes since the caller's cursors.
+	Pull(ctx context.Context, req *PullRequest) (io.ReadCloser, error)
+	// Digest returns a digest of the peer's tracked rows, for verify.
+	Digest(ctx context.Context) ([]TableDigest, error)
+}
+
+var _ Peer = (*Node)(nil)
+
+// Hello implements Peer for a local node.
+func (n *Node) Hello(ctx context.Context, req *HelloRequest) (*HelloResponse, error) {
+	if req.Protocol != ProtocolVersion {
+		return nil, fmt.Errorf("%w: peer speaks protocol %d, this node %d", ErrProtocol, req.Protocol, ProtocolVersion)
+	}
+	if req.Node.ID == "" {
+		return nil, fmt.Errorf("%w: hello without a node id", ErrProtocol)
+	}
+	if req.Node.ID == n.id {
+		return nil, fmt.Errorf("%w: a node cannot sync with itself (both sides are node %s)", ErrProtocol, n.id)
+	}
+	if err := CompareSchemas(n.Schema(), req.Tables, "node "+req.Node.Name); err != nil {
+		return nil, err
+	}
+	tx, err := n.db.Begin(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	cs, err := tx.Cursors(req.Node.ID)
+	tx.Rollback()
+	if err != nil {
+		return nil, err
+	}
+	if err := n.notePeer(ctx, req.Node, func(p *PeerRecord) {
+		p.SyncCount++
+		p.LastSync = n.Now().UTC()
+	}); err != nil {
+		return nil, err
+	}
+	return &HelloResponse{Protocol: ProtocolVersion, Node: n.Info(), Tables: n.Schema(), Cursors: cs}, nil
+}
+
+// Push implements Peer for a local node.
+func (n *Node) Push(ctx context.Context, from NodeInfo, r io.Reader) (*ReceiveResult, error) {
+	return n.Receive(ctx, r, from)
+}
+
+// Pull implements Peer for a local node.
+func (n *Node) Pull(ctx context.Context, req *PullRequest) (io.ReadCloser, error) {
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := n.Send(ctx, pw, req.Node, req.Cursors)
+		pw.CloseWithError(err)
+	}()
+	return pr, nil
+}
+
+// SendResult is what Send wrote.
+type SendResult struct {
+	Rows int64
+	UpTo int64 // the sender's sequence number the stream covers
+}
+
+// Send writes this node's changes that the receiver to has not seen, per
+// its cursors, as a change stream on w: live rows parents first, then
+// deleted rows children first, in batches that end with a checkpoint.
+// Rows whose state came unchanged from to are left out.
+func (n *Node) Send(ctx context.Context, w io.Writer, to NodeInfo, cursors []Cursor) (*SendResult, error) {
+	enc := NewEncoder(w)
+	res, err := n.send(ctx, enc, to, cursors)
+	if err != nil {
+		// Tell the receiver, if the link still works.
+		if enc.Error(err.Error()) == nil {
+			enc.Flush()
+		}
+		return nil, err
+	}
+	if err := n.notePeer(ctx, to, func(p *PeerRecord) { p.RowsOut += res.Rows }); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func (n *Node) send(ctx context.Context, enc *Encoder, to NodeInfo, cursors []Cursor) (*SendResult, error) {
+	if err := n.Fold(ctx); err != nil {
+		return nil, fmt.Errorf("fold local writes: %w", err)
+	}
+	tx, err := n.db.Begin(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	st, err := tx.LoadState()
+	if err != nil {
+		return nil, err
+	}
+	d, err := newTxDict(tx)
+	if err != nil {
+		return nil, err
+	}
+	exclude := d.idx[to.ID] // 0 if the receiver never sent us anything
+	upTo := st.Seq
+	cur := map[Cursor]int64{}
+	for _, c := range cursors {
+		cur[Cursor{Table: c.Table, Kind: c.Kind}] = c.Seq
+	}
+	// Rows written since the last fold (in this snapshot) carry values
+	// newer than their versions: leave them for the next session, where
+	// they will have a newer sequence number.
+	dirty := map[*Table]map[string]bool{}
+	for _, t := range n.tables {
+		var after int64
+		for {
+			es, err := tx.ReadLog(t, after, foldChunk)
+			if err != nil {
+				return nil, err
+			}
+			if len(es) == 0 {
+				break
+			}
+			if dirty[t] == nil {
+				dirty[t] = map[string]bool{}
+			}
+			for i := range es {
+				k := make([]Value, len(t.Key))
+				for j, c := range t.Key {
+					k[j] = es[i].Row[c]
+				}
+				dirty[t][keyString(k)] = true
+			}
+			after = es[len(es)-1].ID
+		}
+	}
+	if err := enc.Begin(BeginFrame{Protocol: ProtocolVersion, NodeID: n.id, Name: n.name, UpTo: upTo}); err != nil {
+		return nil, err
+	}
+	type segment struct {
+		t    *Table
+		kind ChangeKind
+	}
+	var segs []segment
+	for _, t := range n.tables {
+		segs = append(segs, segment{t, KindLive})
+	}
+	for _, t := range slices.Backward(n.tables) {
+		segs = append(segs, segment{t, KindDead})
+	}
+	done := map[Cursor]bool{}
+	var rows int64
+	inBatch := 0
+	checkpoint := func(extra *Cursor) error {
+		cs := make([]Cursor, 0, len(done)+1)
+		for _, c := range sortedCursors(done) {
+			c.Seq = upTo
+			cs = append(cs, c)
+		}
+		if extra != nil {
+			cs = append(cs, *extra)
+		}
+		if err := enc.Checkpoint(cs); err != nil {
+			return err
+		}
+		inBatch = 0
+		return enc.Flush()
+	}
+	for _, sg := range segs {
+		after := cur[Cursor{Table: sg.t.Name, Kind: sg.kind}]
+		header := false
+		for after < upTo {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			cs, err := tx.Changes(sg.t, sg.kind, after, upTo, exclude, n.BatchRows-inBatch)
+			if err != nil {
+				return nil, fmt.Errorf("read changes of %q: %w", sg.t.Name, err)
+			}
+			if len(cs) == 0 {
+				break
+			}
+			for i := range cs {
+				c := &cs[i]
+				after = c.Seq
+				if dirty[sg.t][keyString(c.Key)] {
+					continue
+				}
+				var full []Value
+				if !c.Deleted {
+					full = c.Row
+				}
+				r, err := loadRow(tx, sg.t, &c.Shadow, full, d)
+				if err != nil {
+					return nil, err
+				}
+				if !header {
+					if err := enc.Table(sg.t, sg.kind); err != nil {
+						return nil, err
+					}
+					header = true
+				}
+				if err := enc.Row(c.Seq, r); err != nil {
+					return nil, err
+				}
+				rows++
+				inBatch++
+			}
+			if inBatch >= n.BatchRows {
+				if err := checkpoint(&Cursor{Table: sg.t.Name, Kind: sg.kind, Seq: after}); err != nil {
+					return nil, err
+				}
+			}
+		}
+		done[Cursor{Table: sg.t.Name, Kind: sg.kind}] = true
+	}
+	if err := checkpoint(nil); err != nil {
+		return nil, err
+	}
+	if err := enc.End(rows); err != nil {
+		return nil, err
+	}
+	if err := enc.Flush(); err != nil {
+		return nil, err
+	}
+	return &SendResult{Rows: rows, UpTo: upTo}, nil
+}
+
+// notePeer updates what this node keeps about a peer.
+func (n *Node) notePeer(ctx context.Context, p NodeInfo, f func(*PeerRecord)) error {
+	tx, err := n.db.Begin(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	rec, err := tx.GetPeer(p.ID)
+	if err != nil {
+		return err
+	}
+	if rec == nil {
+		rec = &PeerRecord{ID: p.ID}
+	}
+	if p.Name != "" {
+		rec.Name = p.Name
+	}
+	f(rec)
+	if err := tx.PutPeer(rec); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// batch is one transaction applying received rows.
+type batch struct {
+	n       *Node
+	tx      Tx
+	st      State
+	clock   Clock
+	d       *txDict
+	from    string
+	fromIdx int64
+	applied map[*Table][][]Value
+	failed  []failedRow
+	res     *ReceiveResult
+}
+
+type failedRow struct {
+	t   *Table
+	in  *Row
+	err error
+}
+
+func (n *Node) beginBatch(ctx context.Context, from string, res *ReceiveResult) (*batch, error) {
+	tx, err := n.db.Begin(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	b := &batch{n: n, tx: tx, from: from, applied: map[*Table][][]Value{}, res: res}
+	if err := b.init(); err != nil {
+		tx.Rollback()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *batch) init() error {
+	var err error
+	if b.st, err = b.tx.LoadState(); err != nil {
+		return err
+	}
+	if b.d, err = newTxDict(b.tx); err != nil {
+		return err
+	}
+	b.clock = Clock{Last: b.st.Clock}
+	// Local writes made before this batch are stamped first, so that
+	// everything written after it is ordered after what it brings.
+	if _, err := b.n.fold(b.tx, &b.st, &b.clock, b.d); err != nil {
+		return err
+	}
+	if b.from != "" {
+		if b.fromIdx, err = b.d.index(b.from); err != nil {
+			return err
+		}
+	}
+	return b.tx.BeginApply()
+}
+
+// apply merges one incoming row. A constraint failure is kept in b.failed.
+func (b *batch) apply(t *Table, in *Row) error {
+	err := b.applyRow(t, in)
+	if _, ok := errorsAsConstraint(err); ok {
+		b.failed = append(b.failed, failedRow{t, in, err})
+		return nil
+	}
+	return err
+}
+
+func (b *batch) applyRow(t *Table, in *Row) error {
+	for i := range in.Cells {
+		b.clock.Observe(in.Cells[i].V.HLC)
+	}
+	b.clock.Observe(in.Live.HLC)
+	b.clock.Observe(in.Tomb.HLC)
+	s, err := b.tx.GetShadow(t, in.Key)
+	if err != nil {
+		return err
+	}
+	var local *Row
+	if s != nil {
+		if local, err = loadRow(b.tx, t, s, nil, b.d); err != nil {
+			return err
+		}
+	}
+	m := merge(t, local, in)
+	if !m.changed {
+		return nil
+	}
+	out := m.out
+	wasAlive := local != nil && local.Alive()
+	nowAlive := out.Alive()
+	switch {
+	case wasAlive && nowAlive:
+		var cols []int
+		var vals []Value
+		for i := range out.Cells {
+			if !out.Cells[i].Value.Equal(local.Cells[i].Value) {
+				cols = append(cols, t.Cols[i])
+				vals = append(vals, out.Cells[i].Value)
+			}
+		}
+		if len(cols) > 0 {
+			err = b.tx.UpdateRow(t, in.Key, cols, vals)
+		}
+	case nowAlive:
+		err = b.tx.InsertRow(t, t.JoinRow(in.Key, out.Values()))
+	case wasAlive:
+		err = b.tx.DeleteRow(t, in.Key)
+	}
+	if err != nil {
+		return err
+	}
+	meta, err := encodeMeta(out, b.d)
+	if err != nil {
+		return err
+	}
+	b.st.Seq++
+	sh := &Shadow{Key: in.Key, Seq: b.st.Seq, Deleted: !nowAlive, Meta: meta}
+	if sameVersions(out, in) {
+		sh.Src = b.fromIdx
+	}
+	if !nowAlive {
+		sh.Dead = EncodeValues(out.Values())
+	}
+	if err := b.tx.PutShadow(t, sh); err != nil {
+		return err
+	}
+	b.applied[t] = append(b.applied[t], in.Key)
+	b.res.Changed++
+	now := b.n.Now().UTC()
+	for i := range m.conflicts {
+		c := &m.conflicts[i]
+		c.At, c.Peer = now, b.from
+		isNew, err := b.tx.AddConflict(c)
+		if err != nil {
+			return err
+		}
+		if isNew {
+			b.res.NewConflicts++
+		}
+	}
+	return nil
+}
+
+// finish retries rows that failed on a constraint (a later row of the
+// batch may have made room), holds the rest, stores the cursors and
+// commits.
+func (b *batch) finish(cursors []Cursor) error {
+	defer b.tx.Rollback()
+	for len(b.failed) > 0 {
+		failed := b.failed
+		b.failed = nil
+		for _, f := range failed {
+			if err := b.apply(f.t, f.in); err != nil {
+				return err
+			}
+		}
+		if len(b.failed) == len(failed) {
+			break
+		}
+	}
+	for _, f := range b.failed {
+		if err := b.hold(f); err != nil {
+			return err
+		}
+	}
+	if err := b.tx.EndApply(b.applied); err != nil {
+		return err
+	}
+	for _, c := range cursors {
+		if _, ok := b.n.byName[c.Table]; !ok {
+			return fmt.Errorf("%w: checkpoint names table %q, which is not tracked here", ErrUnknownTable, c.Table)
+		}
+		if err := b.tx.SetCursor(b.from, c); err != nil {
+			return err
+		}
+	}
+	b.st.Clock = b.clock.Last
+	if err := b.tx.SaveState(b.st); err != nil {
+		return err
+	}
+	if err := b.tx.Commit(); err != nil {
+		return err
+	}
+	b.res.Batches++
+	return nil
+}
+
+func (b *batch) hold(f failedRow) error {
+	h := &Held{Table: f.t.Name, Key: f.in.Key, Peer: b.from, Change: encodeHeldRow(f.in), Error: f.err.Error(), At: b.n.Now().UTC()}
+	if err := b.tx.PutHeld(h); err != nil {
+		return err
+	}
+	c := &Conflict{At: h.At, Table: f.t.Name, Key: f.in.Key, Kind: ConflictConstraint, LoserV: f.in.Newest(), Peer: b.from,
+		Detail: "held until it can be applied: " + f.err.Error()}
+	isNew, err := b.tx.AddConflict(c)
+	if isNew {
+		b.res.NewConflicts++
+	}
+	return err
+}
+
+// Receive applies a change stream from the peer from: each batch in one
+// transaction with the cursors of its checkpoint, so that a cut stream
+// leaves the database as of its last checkpoint and the next session
+// resumes from there. Changes held by a constraint are retried at the end.
+func (n *Node) Receive(ctx context.Context, r io.Reader, from NodeInfo) (*ReceiveResult, error) {
+	res := &ReceiveResult{}
+	err := n.receive(ctx, NewDecoder(r), from, res)
+	if err != nil {
+		return res, err
+	}
+	held, err := n.RetryHeld(ctx)
+	res.Held = held
+	if err != nil {
+		return res, err
+	}
+	err = n.notePeer(ctx, from, func(p *PeerRecord) {
+		p.RowsIn += res.Rows
+		p.LastSync = n.Now().UTC()
+	})
+	return res, err
+}
+
+// localLayout maps a stream's table header onto a local table.
+type localLayout struct {
+	t     *Table
+	key   []int // header key position -> local key position
+	cells []int // header cell position -> local cell position
+}
+
+func (n *Node) layout(h *TableHeader) (*localLayout, error) {
+	t, ok := n.byName[h.Name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q is not tracked here", ErrUnknownTable, h.Name)
+	}
+	if len(h.Columns) != len(t.Columns) {
+		return nil, CompareSchemas([]TableSchema{t.Schema()}, []TableSchema{{Name: h.Name, Columns: h.Columns, Key: h.Key}}, "the sender")
+	}
+	l := &localLayout{t: t}
+	isKey := map[string]bool{}
+	for _, k := range h.Key {
+		isKey[k] = true
+	}
+	keyNames := t.KeyNames()
+	if len(h.Key) != len(keyNames) {
+		return nil, &SchemaError{Table: t.Name, Detail: "primary key differs from the sender's"}
+	}
+	for i, k := range keyNames {
+		if h.Key[i] != k {
+			return nil, &SchemaError{Table: t.Name, Column: h.Key[i], Detail: "primary key differs from the sender's"}
+		}
+		l.key = append(l.key, i)
+	}
+	seen := map[string]bool{}
+	for _, c := range h.Columns {
+		if seen[c.Name] {
+			return nil, fmt.Errorf("%w: table %q: column %q twice in header", ErrMalformed, h.Name, c.Name)
+		}
+		seen[c.Name] = true
+		i := t.ColumnIndex(c.Name)
+		if i < 0 {
+			return nil, &SchemaError{Table: t.Name, Column: c.Name, Detail: "column sent by the peer does not exist here"}
+		}
+		if t.Columns[i].Class != c.Class {
+			return nil, &SchemaError{Table: t.Name, Column: c.Name, Detail: fmt.Sprintf("type class %s here, %s on the sender", t.Columns[i].Class, c.Class)}
+		}
+		if isKey[c.Name] {
+			continue
+		}
+		ci := slices.Index(t.Cols, i)
+		if ci < 0 {
+			return nil, &SchemaError{Table: t.Name, Column: c.Name, Detail: "key column here but not on the sender"}
+		}
+		l.cells = append(l.cells, ci)
+	}
+	return l, nil
+}
+
+func (l *localLayout) row(r *Row) *Row {
+	out := &Row{Key: r.Key, Live: r.Live, Tomb: r.Tomb, TombPrev: r.TombPrev, Cells: make([]Cell, len(l.t.Cols))}
+	for i, ci := range l.cells {
+		out.Cells[ci] = r.Cells[i]
+	}
+	return out
+}
+
+func (n *Node) receive(ctx context.Context, dec *Decoder, from NodeInfo, res *ReceiveResult) (err error) {
+	f, err := dec.Next()
+	if err != nil {
+		return fmt.Errorf("read change stream: %w", err)
+	}
+	if f.Type != FrameBegin {
+		return fmt.Errorf("%w: change stream does not start with a begin frame", ErrMalformed)
+	}
+	if from.ID != "" && f.Begin.NodeID != from.ID {
+		return fmt.Errorf("%w: stream is from node %s, expected %s", ErrProtocol, f.Begin.NodeID, from.ID)
+	}
+	if f.Begin.NodeID == n.id {
+		return fmt.Errorf("%w: stream comes from this node itself", ErrProtocol)
+	}
+	from = NodeInfo{ID: f.Begin.NodeID, Name: f.Begin.Name}
+	var b *batch
+	defer func() {
+		if b != nil {
+			b.tx.Rollback()
+		}
+	}()
+	var lay *localLayout
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		f, err := dec.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read change stream: %w", err)
+		}
+		switch f.Type {
+		case FrameBegin:
+			return fmt.Errorf("%w: second begin frame", ErrMalformed)
+		case FrameTable:
+			if lay, err = n.layout(f.Table); err != nil {
+				return err
+			}
+		case FrameRow:
+			if lay == nil {
+				return fmt.Errorf("%w: row before table header", ErrMalformed)
+			}
+			if b == nil {
+				if b, err = n.beginBatch(ctx, from.ID, res); err != nil {
+					return err
+				}
+			}
+			res.Rows++
+			if err := b.apply(lay.t, lay.row(f.Row)); err != nil {
+				return fmt.Errorf("apply %q key %s: %w", lay.t.Name, FormatKey(f.Row.Key), err)
+			}
+		case FrameCheckpoint:
+			if b == nil {
+				if b, err = n.beginBatch(ctx, from.ID, res); err != nil {
+					return err
+				}
+			}
+			err := b.finish(f.Cursors)
+			b = nil
+			if err != nil {
+				return err
+			}
+		case FrameEnd:
+			if b != nil {
+				return fmt.Errorf("%w: rows after the last checkpoint", ErrMalformed)
+			}
+			if f.Count != res.Rows {
+				return fmt.Errorf("%w: stream announced %d rows, carried %d", ErrMalformed, f.Count, res.Rows)
+			}
+		}
+	}
+}
+
+// RetryHeld tries again every change held by a constraint, and returns how
+// many are still held.
+func (n *Node) RetryHeld(ctx context.Context) (int64, error) {
+	tx, err := n.db.Begin(ctx, false)
+	if err != nil {
+		return 0, err
+	}
+	hs, err := tx.HeldChanges()
+	tx.Rollback()
+	if err != nil || len(hs) == 0 {
+		return 0, err
+	}
+	for progress := true; progress && len(hs) > 0; {
+		progress = false
+		res := &ReceiveResult{}
+		b, err := n.beginBatch(ctx, "", res)
+		if err != nil {
+			return int64(len(hs)), err
+		}
+		var still []Held
+		for _, h := range hs {
+			t, ok := n.byName[h.Table]
+			if !ok {
+				still = append(still, h)
+				continue
+			}
+			in, err := decodeHeldRow(h.Change, len(t.Cols))
+			if err != nil {
+				b.tx.Rollback()
+				return int64(len(hs)), err
+			}
+			b.from = h.Peer
+			if b.fromIdx, err = b.d.index(h.Peer); err != nil {
+				b.tx.Rollback()
+				return int64(len(hs)), err
+			}
+			err = b.applyRow(t, in)
+			if _, ok := errorsAsConstraint(err); ok {
+				still = append(still, h)
+				continue
+			}
+			if err != nil {
+				b.tx.Rollback()
+				return int64(len(hs)), err
+			}
+			progress = true
+			if err := b.tx.DeleteHeld(h.ID); err != nil {
+				b.tx.Rollback()
+				return int64(len(hs)), err
+			}
+			if err := b.tx.ResolveConflicts(t.Name, in.Key); err != nil {
+				b.tx.Rollback()
+				return int64(len(hs)), err
+			}
+		}
+		b.from = ""
+		if err := b.finish(nil); err != nil {
+			return int64(len(hs)), err
+		}
+		hs = still
+	}
+	return int64(len(hs)), nil
+}
+
+// SyncOptions chooses the directions of a sync.
+type SyncOptions struct {
+	PushOnly bool
+	PullOnly bool
+	// URL is recorded as the peer's address.
+	URL string
+}
+
+// SyncResult reports a sync session.
+type SyncResult struct {
+	Peer   NodeInfo       `json:"peer"`
+	Pushed *ReceiveResult `json:"pushed,omitempty"` // as applied on the peer
+	Pulled *ReceiveResult `json:"pulled,omitempty"` // as applied here
+}
+
+// Sync runs one session with a peer: hello (schemas compared before
+// anything changes), push of this node's changes, pull of the peer's.
+func (n *Node) Sync(ctx context.Context, p Peer, opt SyncOptions) (*SyncResult, error) {
+	if opt.PushOnly && opt.PullOnly {
+		return nil, errors.New("sync: --push-only and --pull-only exclude each other")
+	}
+	hello, err := p.Hello(ctx, &HelloRequest{Protocol: ProtocolVersion, Node: n.Info(), Tables: n.Schema()})
+	if err != nil {
+		return nil, err
+	}
+	if hello.Node.ID == n.id {
+		return nil, fmt.Errorf("%w: a node cannot sync with itself (both sides are node %s)", ErrProtocol, n.id)
+	}
+	if err := CompareSchemas(n.Schema(), hello.Tables, "node "+hello.Node.Name); err != nil {
+		return nil, err
+	}
+	res := &SyncResult{Peer: hello.Node}
+	if !opt.PullOnly {
+		pr, pw := io.Pipe()
+		sent := make(chan *SendResult, 1)
+		go func() {
+			r, err := n.Send(ctx, pw, hello.Node, hello.Cursors)
+			sent <- r
+			pw.CloseWithError(err)
+		}()
+		pushed, err := p.Push(ctx, n.Info(), pr)
+		pr.CloseWithError(errors.New("push ended"))
+		sr := <-sent
+		if err != nil {
+			return res, fmt.Errorf("push to %s: %w", hello.Node.Name, err)
+		}
+		res.Pushed = pushed
+		if sr != nil {
+			if err := n.notePeer(ctx, hello.Node, func(r *PeerRecord) { r.AckedSeq = sr.UpTo }); err != nil {
+				return res, err
+			}
+		}
+	}
+	if !opt.PushOnly {
+		tx, err := n.db.Begin(ctx, false)
+		if err != nil {
+			return res, err
+		}
+		cs, err := tx.Cursors(hello.Node.ID)
+		tx.Rollback()
+		if err != nil {
+			return res, err
+		}
+		rc, err := p.Pull(ctx, &PullRequest{Node: n.Info(), Cursors: cs})
+		if err != nil {
+			return res, fmt.Errorf("pull from %s: %w", hello.Node.Name, err)
+		}
+		pulled, err := n.Receive(ctx, rc, hello.Node)
+		rc.Close()
+		res.Pulled = pulled
+		if err != nil {
+			return res, fmt.Errorf("pull from %s: %w", hello.Node.Name, err)
+		}
+	}
+	err = n.notePeer(ctx, hello.Node, func(r *PeerRecord) {
+		r.SyncCount++
+		r.LastSync = n.Now().UTC()
+		if opt.URL != "" {
+			r.URL = opt.URL
+		}
+	})
+	return res, err
+}

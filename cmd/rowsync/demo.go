@@ -126,13 +126,16 @@ func (a *app) demo(ctx context.Context, dir string, keep bool) error {
 	}
 
 	title("The shops sync with the office and receive the price list; shop-1 has sold a tea.")
-	if err := shop1.exec(`INSERT INTO sale VALUES ('s1-0', 2, 1, 'shop-1')`); err != nil {
-		return err
-	}
 	for _, n := range []*demoNode{shop1, shop2} {
 		if err := sync(n); err != nil {
 			return err
 		}
+	}
+	if err := shop1.exec(`INSERT INTO sale VALUES ('s1-0', 2, 1, 'shop-1')`); err != nil {
+		return err
+	}
+	if err := sync(shop1); err != nil {
+		return err
 	}
 
 	title("The link goes down. Everyone keeps working on their own database:")

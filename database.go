@@ -20,6 +20,17 @@ var (
 	ErrProtocol = errors.New("protocol error")
 )
 
+// NoPrimaryKeyError returns the error for a table to track that has no
+// primary key; it matches ErrNoPrimaryKey with errors.Is.
+func NoPrimaryKeyError(table string) error { return &noPKError{table} }
+
+type noPKError struct{ table string }
+
+func (e *noPKError) Error() string {
+	return fmt.Sprintf("table %q has no primary key; rowsync identifies rows by primary key, so add one or leave the table out", e.table)
+}
+func (e *noPKError) Is(target error) bool { return target == ErrNoPrimaryKey }
+
 // ConstraintError is returned by Tx write methods when a row cannot be
 // written because of a constraint of the local database (unique, foreign
 // key, check, not null). The engine holds such a change as a conflict

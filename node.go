@@ -96,6 +96,9 @@ func Init(ctx context.Context, db Database, opt InitOptions) (*Node, error) {
 	}
 	n := NewNode(db)
 	if err := n.Open(ctx); err != nil {
+		if errors.Is(err, ErrNotInitialized) && len(names) == 0 {
+			return nil, fmt.Errorf("nothing to track: %s has no tables (create them first, then run init)", db.Address())
+		}
 		return nil, err
 	}
 	// Stamp the rows that were there before tracking.

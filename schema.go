@@ -65,7 +65,7 @@ func (t *Table) isKey(i int) bool {
 func NewTable(id int64, name string, cols []Column, key []string, parents []string) (*Table, error) {
 	t := &Table{ID: id, Name: name, Columns: cols, Parents: parents}
 	if len(key) == 0 {
-		return nil, fmt.Errorf("%w: table %q has no primary key", ErrNoPrimaryKey, name)
+		return nil, NoPrimaryKeyError(name)
 	}
 	for _, k := range key {
 		i := t.ColumnIndex(k)

@@ -19,6 +19,9 @@ type HelloRequest struct {
 	Protocol int           `json:"protocol"`
 	Node     NodeInfo      `json:"node"`
 	Tables   []TableSchema `json:"tables"`
+	// Verify is set when the session only compares data (rowsync verify):
+	// it does not count as a sync.
+	Verify bool `json:"verify,omitempty"`
 }
 
 // HelloResponse answers a HelloRequest: who answers, what it tracks, and
@@ -86,11 +89,13 @@ func (n *Node) Hello(ctx context.Context, req *HelloRequest) (*HelloResponse, er
 	if err != nil {
 		return nil, err
 	}
-	if err := n.notePeer(ctx, req.Node, func(p *PeerRecord) {
-		p.SyncCount++
-		p.LastSync = n.Now().UTC()
-	}); err != nil {
-		return nil, err
+	if !req.Verify {
+		if err := n.notePeer(ctx, req.Node, func(p *PeerRecord) {
+			p.SyncCount++
+			p.LastSync = n.Now().UTC()
+		}); err != nil {
+			return nil, err
+		}
 	}
 	return &HelloResponse{Protocol: ProtocolVersion, Node: n.Info(), Tables: n.Schema(), Cursors: cs}, nil
 }

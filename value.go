@@ -51,13 +51,15 @@ type Value struct {
 }
 
 // Constructors for values.
-func NullValue() Value            { return Value{} }
-func IntValue(i int64) Value      { return Value{Kind: Integer, Int: i} }
-func RealValue(f float64) Value   { return Value{Kind: Real, Float: f} }
-func TextValue(s string) Value    { return Value{Kind: Text, Str: s} }
-func BlobValue(b []byte) Value    { return Value{Kind: Blob, Str: string(b)} }
-func (v Value) IsNull() bool      { return v.Kind == Null }
-func (v Value) Equal(o Value) bool { return v.Kind == o.Kind && v.Int == o.Int && sameFloat(v.Float, o.Float) && v.Str == o.Str }
+func NullValue() Value          { return Value{} }
+func IntValue(i int64) Value    { return Value{Kind: Integer, Int: i} }
+func RealValue(f float64) Value { return Value{Kind: Real, Float: f} }
+func TextValue(s string) Value  { return Value{Kind: Text, Str: s} }
+func BlobValue(b []byte) Value  { return Value{Kind: Blob, Str: string(b)} }
+func (v Value) IsNull() bool    { return v.Kind == Null }
+func (v Value) Equal(o Value) bool {
+	return v.Kind == o.Kind && v.Int == o.Int && sameFloat(v.Float, o.Float) && v.Str == o.Str
+}
 
 func sameFloat(a, b float64) bool { return math.Float64bits(a) == math.Float64bits(b) }
 

@@ -234,7 +234,7 @@ func (d *DB) install(ctx context.Context, conn *sql.Conn, tables []string) error
 		}
 		key := keyOf(live)
 		if len(key) == 0 {
-			return fmt.Errorf("%w: table %q has no primary key; rowsync identifies rows by primary key, so add one or leave the table out", rowsync.ErrNoPrimaryKey, name)
+			return rowsync.NoPrimaryKeyError(name)
 		}
 		var cols []rowsync.Column
 		r, known := byName[name]

@@ -224,6 +224,12 @@ type Tx interface {
 	// order.
 	ScanRows(t *Table, fn func(row []Value) error) error
 
+	// Savepoint starts a nested part of the transaction; RollbackTo
+	// undoes what was done since, and Release ends it.
+	Savepoint(name string) error
+	RollbackTo(name string) error
+	Release(name string) error
+
 	// BeginApply is called before the engine writes rows received from a
 	// peer, and EndApply after, with the keys it wrote per table: the
 	// writes in between must not be captured as local writes, while side

@@ -34,40 +34,55 @@ func merge(t *Table, local, in *Row) mergeResult {
 		cs = append(cs, c)
 	}
 	localAlive, inAlive := local.Alive(), in.Alive()
+	// seen reports whether the writer of a delete had seen cell c: the
+	// deleting node's own cell for that column (d) holds c's version or
+	// overwrote it, or holds the same value. TombPrev alone is not enough:
+	// a concurrent write can be older by its clock than a write the
+	// deleter had seen, and yet unseen by it.
+	seen := func(c, d Cell, tombPrev Version) bool {
+		return !c.V.After(tombPrev) && (c.V == d.V || c.V == d.Prev || c.Value.Equal(d.Value))
+	}
 
 	out.Live = maxVersion(local.Live, in.Live)
 	if in.Tomb.After(local.Tomb) {
 		out.Tomb, out.TombPrev = in.Tomb, in.TombPrev
 	}
 	for i := range out.Cells {
+		if in.Cells[i].V.After(local.Cells[i].V) {
+			out.Cells[i] = in.Cells[i]
+		}
+	}
+	outAlive := out.Alive()
+	// A value overwritten by a concurrent one is a conflict whenever the
+	// row lives on, even if the newer value comes from (or the older goes
+	// to) a deleted row's last state: the row comes back whole.
+	for i := range out.Cells {
 		l, r := local.Cells[i], in.Cells[i]
 		switch r.V.Compare(l.V) {
 		case 1:
-			out.Cells[i] = r
-			if !l.V.IsZero() && r.Prev != l.V && !r.Value.Equal(l.Value) && localAlive && inAlive {
+			if concurrent(r, l) && outAlive {
 				conflict(ConflictUpdate, i, r, l, "")
 			}
 		case -1:
-			if !r.V.IsZero() && l.Prev != r.V && !r.Value.Equal(l.Value) && localAlive && inAlive {
+			if concurrent(l, r) && outAlive {
 				conflict(ConflictUpdate, i, l, r, "")
 			}
 		}
 	}
-	outAlive := out.Alive()
 
 	switch {
 	case localAlive && !inAlive && !outAlive:
 		// An incoming delete removed the row: local edits its writer had
 		// not seen are lost with it.
 		for i, l := range local.Cells {
-			if l.V.After(in.TombPrev) && !l.V.After(in.Tomb) {
+			if !l.V.IsZero() && !seen(l, in.Cells[i], in.TombPrev) && !l.V.After(in.Tomb) {
 				conflict(ConflictDeleteWins, i, Cell{V: in.Tomb}, l, "row deleted by a concurrent delete")
 			}
 		}
 	case !localAlive && inAlive && !outAlive:
 		// An incoming update lost to a local delete that had not seen it.
 		for i, r := range in.Cells {
-			if r.V.After(local.TombPrev) && r.V.After(local.Cells[i].V) && !r.V.After(local.Tomb) {
+			if !r.V.IsZero() && !seen(r, local.Cells[i], local.TombPrev) && !r.V.After(local.Tomb) {
 				conflict(ConflictDeleteWins, i, Cell{V: local.Tomb}, r, "update arrived after a concurrent delete")
 			}
 		}
@@ -96,4 +111,12 @@ func merge(t *Table, local, in *Row) mergeResult {
 		}
 	}
 	return mergeResult{out: out, changed: !sameVersions(out, local), conflicts: cs}
+}
+
+// concurrent reports whether the write of cell w overwrote cell l without
+// having seen it, with a different value: a conflict. A node sees its own
+// earlier writes, and Prev names the other node's write the winner's chain
+// of writes replaced.
+func concurrent(w, l Cell) bool {
+	return !l.V.IsZero() && w.V.Node != l.V.Node && w.Prev != l.V && !w.Value.Equal(l.Value)
 }

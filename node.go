@@ -370,9 +370,14 @@ func (n *Node) foldChunk(tx Tx, t *Table, entries []LogEntry, st *State, clock *
 			if fr.row == nil {
 				fr.row = &Row{Key: key, Cells: make([]Cell, len(t.Cols))}
 			}
-			fr.row.Live = v
+			// A row that comes into existence gets a new Live version; an
+			// INSERT OR REPLACE of a live row is an update of every column
+			// (the same row, not a new one that could collide with it).
+			if !fr.row.Alive() {
+				fr.row.Live = v
+			}
 			for c := range fr.row.Cells {
-				fr.row.Cells[c].Prev, fr.row.Cells[c].V = fr.row.Cells[c].V, v
+				n.stampCell(&fr.row.Cells[c], v)
 			}
 			fr.dead = nil
 			fr.dirty = true
@@ -383,7 +388,7 @@ func (n *Node) foldChunk(tx Tx, t *Table, entries []LogEntry, st *State, clock *
 					if v.IsZero() {
 						v = stamp(e.Wall)
 					}
-					fr.row.Cells[c].Prev, fr.row.Cells[c].V = fr.row.Cells[c].V, v
+					n.stampCell(&fr.row.Cells[c], v)
 					fr.dirty = true
 				}
 			}
@@ -417,6 +422,18 @@ func (n *Node) foldChunk(tx Tx, t *Table, entries []LogEntry, st *State, clock *
 		}
 	}
 	return nil
+}
+
+// stampCell gives a cell a local write's version. Prev records the newest
+// version from another node that the cell held (the write this node's
+// chain of writes overwrote): a peer holding that version sees the new
+// write as causal, not as a conflict, however many times this node wrote
+// the cell in between.
+func (n *Node) stampCell(c *Cell, v Version) {
+	if c.V.Node != n.id {
+		c.Prev = c.V
+	}
+	c.V = v
 }
 
 // maybeDeleteIsReal decides whether a row that conflicted with an INSERT OR

@@ -33,6 +33,14 @@ const (
 // MaxFrameSize bounds one frame's payload (and so one row's size).
 const MaxFrameSize = 256 << 20
 
+// MaxStreamNodes bounds the node frames of one stream (the distinct nodes
+// whose versions it carries), so that a hostile stream cannot grow the
+// decoder's node table without bound.
+const MaxStreamNodes = 1 << 16
+
+// maxNodeIDLen bounds the length of a node id in a stream.
+const maxNodeIDLen = 256
+
 // BeginFrame opens a stream: who sends it and the sender's sequence number
 // the stream goes up to.
 type BeginFrame struct {
@@ -243,6 +251,35 @@ func malformed(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, a...))
 }
 
+// payload reads a frame payload of n bytes. The buffer grows with the data
+// that arrives, not with the declared length, so a frame header alone
+// cannot make the decoder allocate MaxFrameSize.
+func (d *Decoder) payload(n uint64) ([]byte, error) {
+	if uint64(cap(d.buf)) >= n {
+		p := d.buf[:n]
+		_, err := io.ReadFull(d.r, p)
+		return p, err
+	}
+	const chunk = 1 << 20
+	b := d.buf[:0]
+	for uint64(len(b)) < n {
+		m := int(min(n-uint64(len(b)), chunk))
+		if len(b)+m > cap(b) {
+			// Double (append grows large slices by only a quarter).
+			nb := make([]byte, len(b), int(min(max(2*uint64(cap(b)), uint64(len(b)+m)), n)))
+			copy(nb, b)
+			b = nb
+		}
+		k, err := io.ReadFull(d.r, b[len(b):len(b)+m])
+		b = b[:len(b)+k]
+		if err != nil {
+			return nil, err
+		}
+	}
+	d.buf = b
+	return b, nil
+}
+
 // Next returns the next frame. Node frames are consumed internally. After
 // an End frame it returns io.EOF; a stream that stops before its End frame
 // returns an error wrapping io.ErrUnexpectedEOF.
@@ -253,6 +290,17 @@ func (d *Decoder) Next() (*Frame, error) {
 			return f, err
 		}
 	}
+}
+
+// ExpectEOF checks that nothing follows the End frame.
+func (d *Decoder) ExpectEOF() error {
+	if _, err := d.r.ReadByte(); err != io.EOF {
+		if err != nil {
+			return err
+		}
+		return malformed("data after the end frame")
+	}
+	return nil
 }
 
 func (d *Decoder) next() (*Frame, error) {
@@ -283,17 +331,22 @@ func (d *Decoder) next() (*Frame, error) {
 		return nil, err
 	}
 	n, err := binary.ReadUvarint(d.r)
-	if err != nil {
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
 		return nil, fmt.Errorf("%w: truncated frame header: %w", ErrMalformed, io.ErrUnexpectedEOF)
+	}
+	if err != nil {
+		// A failing reader (a dropped link) is not bad data; overflow
+		// (a varint too long) is.
+		if err.Error() == "binary: varint overflows a 64-bit integer" {
+			return nil, fmt.Errorf("%w: bad frame length", ErrMalformed)
+		}
+		return nil, err
 	}
 	if n > MaxFrameSize {
 		return nil, malformed("frame of %d bytes exceeds the limit of %d", n, MaxFrameSize)
 	}
-	if uint64(cap(d.buf)) < n {
-		d.buf = make([]byte, n)
-	}
-	p := d.buf[:n]
-	if _, err := io.ReadFull(d.r, p); err != nil {
+	p, err := d.payload(n)
+	if err != nil {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			return nil, fmt.Errorf("%w: truncated frame: %w", ErrMalformed, io.ErrUnexpectedEOF)
 		}
@@ -309,8 +362,11 @@ func (d *Decoder) next() (*Frame, error) {
 		}
 	case FrameNode:
 		id := r.string("node id")
-		if r.err == nil && id == "" {
-			return nil, malformed("empty node id")
+		if r.err == nil && (id == "" || len(id) > maxNodeIDLen) {
+			return nil, malformed("node id of %d bytes", len(id))
+		}
+		if len(d.nodes) >= MaxStreamNodes {
+			return nil, malformed("more than %d node frames", MaxStreamNodes)
 		}
 		d.nodes = append(d.nodes, id)
 		f = nil

@@ -307,6 +307,10 @@ func (n *Node) notePeer(ctx context.Context, p NodeInfo, f func(*PeerRecord)) er
 	return tx.Commit()
 }
 
+// MaxBatchRows bounds the rows a receiver applies in one transaction: a
+// sender must checkpoint at least this often.
+const MaxBatchRows = 100_000
+
 // batch is one transaction applying received rows.
 type batch struct {
 	n       *Node
@@ -319,6 +323,10 @@ type batch struct {
 	applied map[*Table][][]Value
 	failed  []failedRow
 	res     *ReceiveResult
+	rows    int // rows applied in this batch
+	// orig holds the values of rows resolveSwaps moved out of the way,
+	// by table and key.
+	orig map[string][]Value
 }
 
 type failedRow struct {
@@ -387,10 +395,18 @@ func (b *batch) applyRow(t *Table, in *Row) error {
 		if local, err = loadRow(b.tx, t, s, nil, b.d); err != nil {
 			return err
 		}
+		if vals, ok := b.orig[t.Name+"\x00"+keyString(in.Key)]; ok {
+			// Placeholders of resolveSwaps: merge against the real values.
+			for i := range local.Cells {
+				local.Cells[i].Value = vals[i]
+			}
+		}
 	}
 	m := merge(t, local, in)
 	if !m.changed {
-		return nil
+		// The incoming row lost everywhere: what it lost is still a
+		// conflict this node knows of.
+		return b.addConflicts(m.conflicts)
 	}
 	out := m.out
 	wasAlive := local != nil && local.Alive()
@@ -433,9 +449,14 @@ func (b *batch) applyRow(t *Table, in *Row) error {
 	}
 	b.applied[t] = append(b.applied[t], in.Key)
 	b.res.Changed++
+	return b.addConflicts(m.conflicts)
+}
+
+// addConflicts records the conflicts of a merge.
+func (b *batch) addConflicts(cs []Conflict) error {
 	now := b.n.Now().UTC()
-	for i := range m.conflicts {
-		c := &m.conflicts[i]
+	for i := range cs {
+		c := &cs[i]
 		c.At, c.Peer = now, b.from
 		isNew, err := b.tx.AddConflict(c)
 		if err != nil {
@@ -453,17 +474,11 @@ func (b *batch) applyRow(t *Table, in *Row) error {
 // commits.
 func (b *batch) finish(cursors []Cursor) error {
 	defer b.tx.Rollback()
-	for len(b.failed) > 0 {
-		failed := b.failed
-		b.failed = nil
-		for _, f := range failed {
-			if err := b.apply(f.t, f.in); err != nil {
-				return err
-			}
-		}
-		if len(b.failed) == len(failed) {
-			break
-		}
+	if err := b.retryFailed(); err != nil {
+		return err
+	}
+	if err := b.resolveSwaps(); err != nil {
+		return err
 	}
 	for _, f := range b.failed {
 		if err := b.hold(f); err != nil {
@@ -635,12 +650,18 @@ func (n *Node) receive(ctx context.Context, dec *Decoder, from NodeInfo, res *Re
 			if lay == nil {
 				return fmt.Errorf("%w: row before table header", ErrMalformed)
 			}
+			if slices.ContainsFunc(f.Row.Key, Value.IsNull) {
+				return fmt.Errorf("%w: table %q: row with a NULL key value %s", ErrMalformed, lay.t.Name, FormatKey(f.Row.Key))
+			}
 			if b == nil {
 				if b, err = n.beginBatch(ctx, from.ID, res); err != nil {
 					return err
 				}
 			}
 			res.Rows++
+			if b.rows++; b.rows > MaxBatchRows {
+				return fmt.Errorf("%w: more than %d rows without a checkpoint", ErrMalformed, MaxBatchRows)
+			}
 			if err := b.apply(lay.t, lay.row(f.Row)); err != nil {
 				return fmt.Errorf("apply %q key %s: %w", lay.t.Name, FormatKey(f.Row.Key), err)
 			}
@@ -661,6 +682,9 @@ func (n *Node) receive(ctx context.Context, dec *Decoder, from NodeInfo, res *Re
 			}
 			if f.Count != res.Rows {
 				return fmt.Errorf("%w: stream announced %d rows, carried %d", ErrMalformed, f.Count, res.Rows)
+			}
+			if err := dec.ExpectEOF(); err != nil {
+				return err
 			}
 		}
 	}
@@ -685,7 +709,7 @@ func (n *Node) RetryHeld(ctx context.Context) (int64, error) {
 		if err != nil {
 			return int64(len(hs)), err
 		}
-		var still []Held
+		var still, applied []Held
 		for _, h := range hs {
 			t, ok := n.byName[h.Table]
 			if !ok {
@@ -716,7 +740,15 @@ func (n *Node) RetryHeld(ctx context.Context) (int64, error) {
 				b.tx.Rollback()
 				return int64(len(hs)), err
 			}
-			if err := b.tx.ResolveConflicts(t.Name, in.Key); err != nil {
+			applied = append(applied, h)
+		}
+		// A row's constraint conflicts are resolved once no change of it
+		// is held any more (several peers may have sent one).
+		for _, h := range applied {
+			if slices.ContainsFunc(still, func(o Held) bool { return o.Table == h.Table && keyString(o.Key) == keyString(h.Key) }) {
+				continue
+			}
+			if err := b.tx.ResolveConflicts(h.Table, h.Key); err != nil {
 				b.tx.Rollback()
 				return int64(len(hs)), err
 			}

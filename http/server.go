@@ -108,6 +108,12 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/push", s.handlePush)
 	mux.HandleFunc("POST /v1/digest", s.handleDigest)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/hello", "/v1/pull", "/v1/push", "/v1/digest":
+			w.Header().Set("Allow", http.MethodPost)
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s takes POST, not %s", r.URL.Path, r.Method))
+			return
+		}
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
 	return mux
@@ -134,12 +140,16 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 func statusOf(err error) (int, string) {
 	var se *rowsync.SchemaError
 	var mbe *http.MaxBytesError
+	var sfe *rowsync.StreamError
+	var be *bodyError
 	switch {
 	case errors.As(err, &se):
 		return http.StatusConflict, "schema_mismatch"
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, "too_large"
-	case errors.Is(err, rowsync.ErrMalformed), errors.Is(err, zstd.ErrDecoderSizeExceeded), errors.Is(err, zstd.ErrWindowSizeExceeded):
+	case errors.As(err, &sfe):
+		return http.StatusBadRequest, "sender_failed"
+	case errors.As(err, &be), errors.Is(err, rowsync.ErrMalformed), errors.Is(err, zstd.ErrDecoderSizeExceeded), errors.Is(err, zstd.ErrWindowSizeExceeded):
 		return http.StatusBadRequest, "malformed"
 	case errors.Is(err, rowsync.ErrUnknownTable):
 		return http.StatusBadRequest, "unknown_table"
@@ -343,7 +353,7 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		defer zr.Close()
-		body = zr
+		body = &zstdRequestBody{zr}
 	default:
 		writeError(w, http.StatusUnsupportedMediaType, "content_encoding", fmt.Sprintf("unsupported Content-Encoding %q", enc))
 		return
@@ -356,4 +366,25 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request) {
 	}
 	s.Logger.Info("push applied", rowsync.LogKeyPeer, id, rowsync.LogKeyRows, res.Rows)
 	writeJSON(w, res)
+}
+
+// bodyError is a request body that does not decompress.
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return "bad zstd body: " + e.err.Error() }
+func (e *bodyError) Unwrap() error { return e.err }
+
+// zstdRequestBody marks the errors of a compressed request body as the
+// client's, so that they are answered with 400 and not 500.
+type zstdRequestBody struct{ zr *zstd.Decoder }
+
+func (z *zstdRequestBody) Read(p []byte) (int, error) {
+	n, err := z.zr.Read(p)
+	if err != nil && err != io.EOF {
+		var mbe *http.MaxBytesError
+		if !errors.As(err, &mbe) {
+			err = &bodyError{err}
+		}
+	}
+	return n, err
 }

@@ -87,7 +87,9 @@ func newCaptureData(id int64, name string, cols []rowsync.Column, key []string, 
 			continue
 		}
 		q := quote(c.Name)
-		words[i/63] = append(words[i/63], fmt.Sprintf("((NEW.%s IS NOT OLD.%s) << %d)", q, q, i%63))
+		// A change of storage class alone (integer 1 to real 1.0) is a
+		// change too, although IS NOT compares the two as equal.
+		words[i/63] = append(words[i/63], fmt.Sprintf("((NEW.%s IS NOT OLD.%s OR typeof(NEW.%s) IS NOT typeof(OLD.%s)) << %d)", q, q, q, q, i%63))
 	}
 	var exprs []string
 	for _, w := range words {
@@ -300,14 +302,22 @@ func (d *DB) install(ctx context.Context, conn *sql.Conn, tables []string) error
 			return fmt.Errorf("install capture on %q: %w", name, err)
 		}
 		// Rows present before tracking are logged as inserts, so the
-		// engine gives them an initial version.
-		var match, plainKey []string
+		// engine gives them an initial version; rows already logged (by an
+		// earlier Install not folded yet) are not logged twice.
+		var match, logMatch, plainKey []string
 		for i, k := range key {
 			match = append(match, fmt.Sprintf("s.%s IS b.%s", keyCol(i), quote(k)))
+			for ci, c := range cols {
+				if c.Name == k {
+					logMatch = append(logMatch, fmt.Sprintf("l.%s IS b.%s", logCol(ci), quote(k)))
+				}
+			}
 			plainKey = append(plainKey, "b."+quote(k))
 		}
-		backfill := fmt.Sprintf(`INSERT INTO %s(op, wall, %s) SELECT 1, %s, %s FROM %s AS b WHERE NOT EXISTS (SELECT 1 FROM %s AS s WHERE %s)`,
-			data.Log, data.KeyLogCols, wallExpr, join(plainKey, ", "), data.Table, data.Shadow, join(match, " AND "))
+		backfill := fmt.Sprintf(`INSERT INTO %s(op, wall, %s) SELECT 1, %s, %s FROM %s AS b WHERE NOT EXISTS (SELECT 1 FROM %s AS s WHERE %s)
+			AND NOT EXISTS (SELECT 1 FROM %s AS l WHERE %s)`,
+			data.Log, data.KeyLogCols, wallExpr, join(plainKey, ", "), data.Table, data.Shadow, join(match, " AND "),
+			data.Log, join(logMatch, " AND "))
 		if _, err := conn.ExecContext(ctx, backfill); err != nil {
 			return fmt.Errorf("track existing rows of %q: %w", name, err)
 		}

@@ -63,6 +63,13 @@ func (d *DB) Close() error { return d.db.Close() }
 // quote quotes an identifier.
 func quote(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }
 
+// isMismatch reports whether err is SQLite's datatype mismatch (a
+// non-integer value for an INTEGER PRIMARY KEY).
+func isMismatch(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_MISMATCH
+}
+
 // isConstraint reports whether err is a SQLite constraint failure.
 func isConstraint(err error) bool {
 	var se *sqlite.Error
@@ -89,7 +96,9 @@ CREATE TABLE IF NOT EXISTS _rowsync_held(id INTEGER PRIMARY KEY, tbl TEXT NOT NU
 
 // UserTables implements rowsync.Database.
 func (d *DB) UserTables(ctx context.Context) ([]string, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT name FROM sqlite_schema WHERE type = 'table'
+	// pragma_table_list tells ordinary tables from virtual tables (FTS5,
+	// R*Tree) and their shadow tables, which are not the application's.
+	rows, err := d.db.QueryContext(ctx, `SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table'
 		AND name NOT LIKE 'sqlite\_%' ESCAPE '\' AND name NOT LIKE '\_rowsync\_%' ESCAPE '\' ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list tables: %w", err)

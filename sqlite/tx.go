@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -20,6 +21,11 @@ type Tx struct {
 	stmts map[string]*sql.Stmt
 	done  bool
 	write bool
+	// echo holds, between BeginApply and EndApply, for every row the
+	// engine wrote, the last id of its table's log right after the
+	// engine's last write of it: the row's captured writes up to there
+	// are echoes, later ones (a cascade from another row) are not.
+	echo map[*rowsync.Table]map[string]int64
 }
 
 var _ rowsync.Tx = (*Tx)(nil)
@@ -173,6 +179,11 @@ func wrap(what string, err error) error {
 	}
 	if isConstraint(err) {
 		return &rowsync.ConstraintError{Err: err}
+	}
+	if isMismatch(err) {
+		// Only a value of the wrong type for an INTEGER PRIMARY KEY gets
+		// here: the peer sent a value that no row of this table can have.
+		return fmt.Errorf("%s: %w: a value of the wrong type for the column: %v", what, rowsync.ErrMalformed, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
@@ -449,8 +460,11 @@ func (t *Tx) GetRow(tb *rowsync.Table, key []rowsync.Value) ([]rowsync.Value, bo
 func (t *Tx) InsertRow(tb *rowsync.Table, row []rowsync.Value) error {
 	marks := strings.TrimSuffix(strings.Repeat("?, ", len(tb.Columns)), ", ")
 	q := fmt.Sprintf(`INSERT INTO %s(%s) VALUES (%s)`, quote(tb.Name), strings.Join(quotedColumns(tb), ", "), marks)
-	_, err := t.exec(q, anyArgs(row)...)
-	return wrap("insert into "+tb.Name, err)
+	if _, err := t.exec(q, anyArgs(row)...); err != nil {
+		return wrap("insert into "+tb.Name, err)
+	}
+	key, _ := tb.SplitRow(row)
+	return t.noteEcho(tb, key)
 }
 
 // UpdateRow implements rowsync.Tx.
@@ -460,14 +474,40 @@ func (t *Tx) UpdateRow(tb *rowsync.Table, key []rowsync.Value, cols []int, vals 
 		sets[i] = quote(tb.Columns[c].Name) + " = ?"
 	}
 	q := fmt.Sprintf(`UPDATE %s SET %s WHERE %s`, quote(tb.Name), strings.Join(sets, ", "), keyMatch(tb))
-	_, err := t.exec(q, append(anyArgs(vals), anyArgs(key)...)...)
-	return wrap("update "+tb.Name, err)
+	if _, err := t.exec(q, append(anyArgs(vals), anyArgs(key)...)...); err != nil {
+		return wrap("update "+tb.Name, err)
+	}
+	return t.noteEcho(tb, key)
 }
 
 // DeleteRow implements rowsync.Tx.
 func (t *Tx) DeleteRow(tb *rowsync.Table, key []rowsync.Value) error {
-	_, err := t.exec(fmt.Sprintf(`DELETE FROM %s WHERE %s`, quote(tb.Name), keyMatch(tb)), anyArgs(key)...)
-	return wrap("delete from "+tb.Name, err)
+	if _, err := t.exec(fmt.Sprintf(`DELETE FROM %s WHERE %s`, quote(tb.Name), keyMatch(tb)), anyArgs(key)...); err != nil {
+		return wrap("delete from "+tb.Name, err)
+	}
+	return t.noteEcho(tb, key)
+}
+
+// noteEcho records, while the engine applies rows, that it has just
+// written a row: what the table's log holds for the row up to now is the
+// echo of that write.
+func (t *Tx) noteEcho(tb *rowsync.Table, key []rowsync.Value) error {
+	if t.echo == nil {
+		return nil
+	}
+	s, err := t.stmt(fmt.Sprintf(`SELECT coalesce(max(rowid), 0) FROM %s`, logName(tb.ID)))
+	if err != nil {
+		return err
+	}
+	var last int64
+	if err := s.QueryRowContext(t.ctx).Scan(&last); err != nil {
+		return fmt.Errorf("read log of %q: %w", tb.Name, err)
+	}
+	if t.echo[tb] == nil {
+		t.echo[tb] = map[string]int64{}
+	}
+	t.echo[tb][string(rowsync.EncodeValues(key))] = last
+	return nil
 }
 
 // ScanRows implements rowsync.Tx.
@@ -492,16 +532,27 @@ func (t *Tx) ScanRows(tb *rowsync.Table, fn func([]rowsync.Value) error) error {
 // BeginApply implements rowsync.Tx. SQLite has no session variable the
 // capture triggers could read cheaply, so they fire for applied rows too;
 // EndApply removes what they logged for the rows the engine wrote.
-func (t *Tx) BeginApply() error { return nil }
+func (t *Tx) BeginApply() error {
+	t.echo = map[*rowsync.Table]map[string]int64{}
+	return nil
+}
 
 // EndApply implements rowsync.Tx: captured writes of rows the engine wrote
 // are echoes and are dropped; the rest (cascades, application triggers) are
-// local writes and stay in the log.
+// local writes and stay in the log, including a cascade that hit a row the
+// engine had written earlier in the transaction.
 func (t *Tx) EndApply(applied map[*rowsync.Table][][]rowsync.Value) error {
+	bounds := t.echo
+	t.echo = nil
 	for tb, keys := range applied {
-		set := make(map[string]bool, len(keys))
+		set := make(map[string]int64, len(keys))
 		for _, k := range keys {
-			set[string(rowsync.EncodeValues(k))] = true
+			ks := string(rowsync.EncodeValues(k))
+			if bounds == nil {
+				set[ks] = math.MaxInt64 // BeginApply was not called
+			} else if b, ok := bounds[tb][ks]; ok {
+				set[ks] = b
+			}
 		}
 		var after, last int64
 		var keep bool
@@ -516,7 +567,7 @@ func (t *Tx) EndApply(applied map[*rowsync.Table][][]rowsync.Value) error {
 			}
 			for i := range es {
 				key, _ := tb.SplitRow(es[i].Row)
-				if set[string(rowsync.EncodeValues(key))] {
+				if b, ok := set[string(rowsync.EncodeValues(key))]; ok && es[i].ID <= b {
 					echo = append(echo, es[i].ID)
 				} else {
 					keep = true
@@ -705,5 +756,23 @@ func (t *Tx) HeldChanges() ([]rowsync.Held, error) {
 // DeleteHeld implements rowsync.Tx.
 func (t *Tx) DeleteHeld(id int64) error {
 	_, err := t.exec(`DELETE FROM _rowsync_held WHERE id = ?`, id)
+	return err
+}
+
+// Savepoint implements rowsync.Tx.
+func (t *Tx) Savepoint(name string) error {
+	_, err := t.conn.ExecContext(t.ctx, "SAVEPOINT "+quote(name))
+	return err
+}
+
+// RollbackTo implements rowsync.Tx.
+func (t *Tx) RollbackTo(name string) error {
+	_, err := t.conn.ExecContext(t.ctx, "ROLLBACK TO "+quote(name))
+	return err
+}
+
+// Release implements rowsync.Tx.
+func (t *Tx) Release(name string) error {
+	_, err := t.conn.ExecContext(t.ctx, "RELEASE "+quote(name))
 	return err
 }

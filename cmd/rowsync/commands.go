@@ -62,6 +62,7 @@ primary key. A new SQLite file is created if it does not exist.`,
 
 func (a *app) serveCmd() *cobra.Command {
 	var db, listen string
+	var batchRows int
 	c := &cobra.Command{
 		Use:   "serve --db DB --listen ADDR",
 		Short: "Serve this node to peers over HTTP",
@@ -75,6 +76,9 @@ func (a *app) serveCmd() *cobra.Command {
 				return err
 			}
 			defer n.DB().Close()
+			if batchRows > 0 {
+				n.BatchRows = batchRows
+			}
 			s := rshttp.NewServer(n, listen)
 			s.Logger = a.logger()
 			if err := s.Listen(); err != nil {
@@ -94,7 +98,15 @@ func (a *app) serveCmd() *cobra.Command {
 	}
 	dbFlag(c, &db)
 	c.Flags().StringVar(&listen, "listen", "127.0.0.1:7400", "address to listen on")
+	batchRowsFlag(c, &batchRows)
 	return c
+}
+
+// batchRowsFlag adds the hidden --batch-rows: the rows per batch this node
+// sends (one transaction on the receiver). For tests of interrupted syncs.
+func batchRowsFlag(c *cobra.Command, p *int) {
+	c.Flags().IntVar(p, "batch-rows", 0, "rows per batch sent (default 1000)")
+	c.Flags().MarkHidden("batch-rows")
 }
 
 func plural(n int64, word string) string {
@@ -107,6 +119,7 @@ func plural(n int64, word string) string {
 func (a *app) syncCmd() *cobra.Command {
 	var db string
 	var pushOnly, pullOnly, asJSON bool
+	var batchRows int
 	c := &cobra.Command{
 		Use:   "sync --db DB PEER [--pull-only | --push-only]",
 		Short: "Run one sync session with a peer (an http:// URL or another database)",
@@ -129,6 +142,12 @@ func (a *app) syncCmd() *cobra.Command {
 				return err
 			}
 			defer release()
+			if batchRows > 0 {
+				n.BatchRows = batchRows
+				if pn, ok := peer.(*rowsync.Node); ok {
+					pn.BatchRows = batchRows
+				}
+			}
 			opt := rowsync.SyncOptions{PushOnly: pushOnly, PullOnly: pullOnly}
 			if strings.HasPrefix(args[0], "http") {
 				opt.URL = args[0]
@@ -169,6 +188,7 @@ func (a *app) syncCmd() *cobra.Command {
 	c.Flags().BoolVar(&pushOnly, "push-only", false, "only send this node's changes")
 	c.Flags().BoolVar(&pullOnly, "pull-only", false, "only receive the peer's changes")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	batchRowsFlag(c, &batchRows)
 	return c
 }
 
@@ -207,7 +227,7 @@ func (a *app) statusCmd() *cobra.Command {
 			}
 			fmt.Fprintf(w, "tables\t%d tracked: %s\n", len(st.Tables), strings.Join(names, ", "))
 			fmt.Fprintf(w, "local writes\t%d not yet stamped (stamped at the next sync)\n", st.Unfolded)
-			fmt.Fprintf(w, "conflicts\t%d (%d changes held by a constraint)\n", st.Conflicts, st.Held)
+			fmt.Fprintf(w, "conflicts\t%d (%s held by a constraint)\n", st.Conflicts, plural(int64(st.Held), "change"))
 			w.Flush()
 			if len(st.Peers) == 0 {
 				fmt.Fprintln(a.stdout, "peers: none yet")
@@ -379,7 +399,11 @@ func (a *app) verifyCmd() *cobra.Command {
 				fmt.Fprintf(w, "%s\t%d\t%d\n", d.Table, d.LocalRows, d.RemoteRows)
 			}
 			w.Flush()
-			return &exitError{code: 1, msg: fmt.Sprintf("%s differ", plural(int64(len(diffs)), "table"))}
+			verb := "differ"
+			if len(diffs) == 1 {
+				verb = "differs"
+			}
+			return &exitError{code: 1, msg: fmt.Sprintf("%s %s", plural(int64(len(diffs)), "table"), verb)}
 		},
 	}
 	dbFlag(c, &db)

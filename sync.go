@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"time"
 )
 
 // NodeInfo identifies a node.
@@ -780,6 +781,32 @@ type SyncResult struct {
 // Sync runs one session with a peer: hello (schemas compared before
 // anything changes), push of this node's changes, pull of the peer's.
 func (n *Node) Sync(ctx context.Context, p Peer, opt SyncOptions) (*SyncResult, error) {
+	start := time.Now()
+	res, err := n.sync(ctx, p, opt)
+	if res == nil {
+		n.Logger.Warn("sync failed", LogKeyNode, n.name, "error", err)
+		return nil, err
+	}
+	peer := res.Peer
+	if err != nil {
+		n.Logger.Warn("sync failed", LogKeyNode, n.name, LogKeyPeer, peer.Name, "error", err)
+		// Keep the error with the peer, for status; the sync's own error
+		// is what the caller gets.
+		n.notePeer(context.WithoutCancel(ctx), peer, func(r *PeerRecord) { r.LastError = err.Error() })
+		return res, err
+	}
+	var pushed, pulled int64
+	if res.Pushed != nil {
+		pushed = res.Pushed.Rows
+	}
+	if res.Pulled != nil {
+		pulled = res.Pulled.Rows
+	}
+	n.Logger.Info("synced", LogKeyNode, n.name, LogKeyPeer, peer.Name, "sent", pushed, "received", pulled, "took", time.Since(start))
+	return res, nil
+}
+
+func (n *Node) sync(ctx context.Context, p Peer, opt SyncOptions) (*SyncResult, error) {
 	if opt.PushOnly && opt.PullOnly {
 		return nil, errors.New("sync: --push-only and --pull-only exclude each other")
 	}
@@ -839,6 +866,7 @@ func (n *Node) Sync(ctx context.Context, p Peer, opt SyncOptions) (*SyncResult, 
 	err = n.notePeer(ctx, hello.Node, func(r *PeerRecord) {
 		r.SyncCount++
 		r.LastSync = n.Now().UTC()
+		r.LastError = ""
 		if opt.URL != "" {
 			r.URL = opt.URL
 		}

@@ -243,7 +243,13 @@ func (a *app) statusCmd() *cobra.Command {
 				}
 				fmt.Fprintf(w, "  %s\t%s\t%s\t%d\t%d\t%d\t%d\n", p.Name, p.ID[:min(8, len(p.ID))], last, p.SyncCount, p.RowsIn, p.RowsOut, p.Pending)
 			}
-			return w.Flush()
+			w.Flush()
+			for _, p := range st.Peers {
+				if p.LastError != "" {
+					fmt.Fprintf(a.stdout, "last sync with %s failed: %s\n", p.Name, oneLine(p.LastError))
+				}
+			}
+			return nil
 		},
 	}
 	dbFlag(c, &db)

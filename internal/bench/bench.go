@@ -140,32 +140,19 @@ func (r *runner) newDB(name string, track bool) (*sqlite.DB, *rowsync.Node, erro
 // insertRows inserts rows [from, to) with one prepared statement in
 // transactions of batch rows.
 func insertRows(db *sql.DB, from, to, batch int) error {
-	for lo := from; lo < to; lo += batch {
-		tx, err := db.Begin()
-		if err != nil {
-			return err
-		}
-		st, err := tx.Prepare(`INSERT INTO item(id, name, qty, price, note) VALUES (?, ?, ?, ?, ?)`)
-		if err != nil {
-			tx.Rollback()
-			return err
-		}
-		for i := lo; i < min(to, lo+batch); i++ {
-			if _, err := st.Exec(row(i)...); err != nil {
-				tx.Rollback()
-				return err
-			}
-		}
-		st.Close()
-		if err := tx.Commit(); err != nil {
-			return err
-		}
-	}
-	return nil
+	return execBatches(db, `INSERT INTO item(id, name, qty, price, note) VALUES (?, ?, ?, ?, ?)`, to-from, batch,
+		func(i int) []any { return row(from + i) })
 }
 
+// inBatches runs q once per argument list, in transactions of batch rows.
 func inBatches(db *sql.DB, q string, args [][]any, batch int) error {
-	for lo := 0; lo < len(args); lo += batch {
+	return execBatches(db, q, len(args), batch, func(i int) []any { return args[i] })
+}
+
+// execBatches runs the prepared statement q n times with the arguments
+// args(i), in transactions of batch executions.
+func execBatches(db *sql.DB, q string, n, batch int, args func(i int) []any) error {
+	for lo := 0; lo < n; lo += batch {
 		tx, err := db.Begin()
 		if err != nil {
 			return err
@@ -175,8 +162,8 @@ func inBatches(db *sql.DB, q string, args [][]any, batch int) error {
 			tx.Rollback()
 			return err
 		}
-		for _, a := range args[lo:min(len(args), lo+batch)] {
-			if _, err := st.Exec(a...); err != nil {
+		for i := lo; i < min(n, lo+batch); i++ {
+			if _, err := st.Exec(args(i)...); err != nil {
 				tx.Rollback()
 				return err
 			}

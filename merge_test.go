@@ -425,6 +425,30 @@ func TestSwapOfUniqueValues(t *testing.T) {
 	}
 }
 
+// A swap whose two rows arrive in different batches: each is held by its
+// own batch, and the retry at the end of the sync applies them together.
+func TestSwapOfUniqueValuesAcrossBatches(t *testing.T) {
+	s := newSites(t, 2, mergeSchema)
+	a, b := s[0], s[1]
+	a.node.BatchRows = 1
+	a.exec(t, `INSERT INTO item VALUES (1, 'x', NULL, 1), (2, 'y', NULL, 2)`)
+	syncSites(t, a, b)
+	a.exec(t, `BEGIN; UPDATE item SET code = -1 WHERE id = 1; UPDATE item SET code = 1 WHERE id = 2; UPDATE item SET code = 2 WHERE id = 1; COMMIT`)
+	res := syncSites(t, a, b)
+	if res.Pushed.Batches < 2 {
+		t.Fatalf("the swap came in %d batches, want 2 or more", res.Pushed.Batches)
+	}
+	converged(t, a, b)
+	if hs := b.held(t); len(hs) != 0 || res.Pushed.Held != 0 {
+		t.Errorf("b holds %d changes after the swap: %v", len(hs), hs)
+	}
+	for _, c := range b.conflicts(t) {
+		if c.Kind == rowsync.ConflictConstraint && !c.Resolved {
+			t.Errorf("b: unresolved constraint conflict after the swap: %v", c)
+		}
+	}
+}
+
 func TestIndependentInsertsOfOneKeyMerge(t *testing.T) {
 	s := newSites(t, 2, mergeSchema)
 	a, b := s[0], s[1]

@@ -13,6 +13,20 @@ import "fmt"
 
 const swapSavepoint = "rowsync_swap"
 
+// setFrom makes the batch apply rows as coming from peer id.
+func (b *batch) setFrom(id string) error {
+	if id == b.from && (id == "" || b.fromIdx != 0) {
+		return nil
+	}
+	b.from, b.fromIdx = id, 0
+	if id == "" {
+		return nil
+	}
+	var err error
+	b.fromIdx, err = b.d.index(id)
+	return err
+}
+
 // retryFailed applies failed rows again while that makes progress (a later
 // row of the batch may have made room for an earlier one).
 func (b *batch) retryFailed() error {
@@ -20,6 +34,9 @@ func (b *batch) retryFailed() error {
 		failed := b.failed
 		b.failed = nil
 		for _, f := range failed {
+			if err := b.setFrom(f.from); err != nil {
+				return err
+			}
 			if err := b.apply(f.t, f.in); err != nil {
 				return err
 			}
@@ -50,6 +67,9 @@ func (b *batch) resolveSwaps() error {
 		failed := b.failed
 		b.failed = nil
 		for _, f := range failed {
+			if err = b.setFrom(f.from); err != nil {
+				break
+			}
 			if err = b.apply(f.t, f.in); err != nil {
 				break
 			}

@@ -331,9 +331,10 @@ type batch struct {
 }
 
 type failedRow struct {
-	t   *Table
-	in  *Row
-	err error
+	t    *Table
+	in   *Row
+	err  error
+	from string // the peer the row came from
 }
 
 func (n *Node) beginBatch(ctx context.Context, from string, res *ReceiveResult) (*batch, error) {
@@ -375,7 +376,7 @@ func (b *batch) init() error {
 func (b *batch) apply(t *Table, in *Row) error {
 	err := b.applyRow(t, in)
 	if _, ok := errorsAsConstraint(err); ok {
-		b.failed = append(b.failed, failedRow{t, in, err})
+		b.failed = append(b.failed, failedRow{t, in, err, b.from})
 		return nil
 	}
 	return err
@@ -509,11 +510,11 @@ func (b *batch) finish(cursors []Cursor) error {
 }
 
 func (b *batch) hold(f failedRow) error {
-	h := &Held{Table: f.t.Name, Key: f.in.Key, Peer: b.from, Change: encodeHeldRow(f.in), Error: f.err.Error(), At: b.n.Now().UTC()}
+	h := &Held{Table: f.t.Name, Key: f.in.Key, Peer: f.from, Change: encodeHeldRow(f.in), Error: f.err.Error(), At: b.n.Now().UTC()}
 	if err := b.tx.PutHeld(h); err != nil {
 		return err
 	}
-	c := &Conflict{At: h.At, Table: f.t.Name, Key: f.in.Key, Kind: ConflictConstraint, LoserV: f.in.Newest(), Peer: b.from,
+	c := &Conflict{At: h.At, Table: f.t.Name, Key: f.in.Key, Kind: ConflictConstraint, LoserV: f.in.Newest(), Peer: f.from,
 		Detail: "held until it can be applied: " + f.err.Error()}
 	isNew, err := b.tx.AddConflict(c)
 	if isNew {
@@ -703,64 +704,68 @@ func (n *Node) RetryHeld(ctx context.Context) (int64, error) {
 	if err != nil || len(hs) == 0 {
 		return 0, err
 	}
-	for progress := true; progress && len(hs) > 0; {
-		progress = false
-		res := &ReceiveResult{}
-		b, err := n.beginBatch(ctx, "", res)
-		if err != nil {
-			return int64(len(hs)), err
-		}
-		var still, applied []Held
-		for _, h := range hs {
-			t, ok := n.byName[h.Table]
-			if !ok {
-				still = append(still, h)
-				continue
-			}
-			in, err := decodeHeldRow(h.Change, len(t.Cols))
-			if err != nil {
-				b.tx.Rollback()
-				return int64(len(hs)), err
-			}
-			b.from = h.Peer
-			if b.fromIdx, err = b.d.index(h.Peer); err != nil {
-				b.tx.Rollback()
-				return int64(len(hs)), err
-			}
-			err = b.applyRow(t, in)
-			if _, ok := errorsAsConstraint(err); ok {
-				still = append(still, h)
-				continue
-			}
-			if err != nil {
-				b.tx.Rollback()
-				return int64(len(hs)), err
-			}
-			progress = true
-			if err := b.tx.DeleteHeld(h.ID); err != nil {
-				b.tx.Rollback()
-				return int64(len(hs)), err
-			}
-			applied = append(applied, h)
-		}
-		// A row's constraint conflicts are resolved once no change of it
-		// is held any more (several peers may have sent one).
-		for _, h := range applied {
-			if slices.ContainsFunc(still, func(o Held) bool { return o.Table == h.Table && keyString(o.Key) == keyString(h.Key) }) {
-				continue
-			}
-			if err := b.tx.ResolveConflicts(h.Table, h.Key); err != nil {
-				b.tx.Rollback()
-				return int64(len(hs)), err
-			}
-		}
-		b.from = ""
-		if err := b.finish(nil); err != nil {
-			return int64(len(hs)), err
-		}
-		hs = still
+	res := &ReceiveResult{}
+	b, err := n.beginBatch(ctx, "", res)
+	if err != nil {
+		return int64(len(hs)), err
 	}
-	return int64(len(hs)), nil
+	// Every held change is taken out and applied again as one batch, so
+	// that the batch's retries and swap resolution see them together;
+	// finish holds again those that still fail.
+	for _, h := range hs {
+		t, ok := n.byName[h.Table]
+		if !ok {
+			continue // not tracked any more: stays held
+		}
+		in, err := decodeHeldRow(h.Change, len(t.Cols))
+		if err == nil {
+			err = b.setFrom(h.Peer)
+		}
+		if err == nil {
+			err = b.tx.DeleteHeld(h.ID)
+		}
+		if err == nil {
+			err = b.apply(t, in)
+		}
+		if err != nil {
+			b.tx.Rollback()
+			return int64(len(hs)), err
+		}
+	}
+	if err := b.retryFailed(); err != nil {
+		b.tx.Rollback()
+		return int64(len(hs)), err
+	}
+	if err := b.resolveSwaps(); err != nil {
+		b.tx.Rollback()
+		return int64(len(hs)), err
+	}
+	// A row's constraint conflicts are resolved once no change of it is
+	// held any more (several peers may have sent one).
+	still := map[string]bool{}
+	for _, f := range b.failed {
+		still[f.t.Name+"\x00"+keyString(f.in.Key)] = true
+	}
+	var left int64
+	for _, h := range hs {
+		if _, ok := n.byName[h.Table]; !ok {
+			left++
+			continue
+		}
+		if still[h.Table+"\x00"+keyString(h.Key)] {
+			continue
+		}
+		still[h.Table+"\x00"+keyString(h.Key)] = true // once
+		if err := b.tx.ResolveConflicts(h.Table, h.Key); err != nil {
+			b.tx.Rollback()
+			return int64(len(hs)), err
+		}
+	}
+	left += int64(len(b.failed))
+	if err := b.finish(nil); err != nil {
+		return int64(len(hs)), err
+	}
+	return left, nil
 }
 
 // SyncOptions chooses the directions of a sync.
@@ -784,14 +789,12 @@ func (n *Node) Sync(ctx context.Context, p Peer, opt SyncOptions) (*SyncResult, 
 	start := time.Now()
 	res, err := n.sync(ctx, p, opt)
 	if res == nil {
-		n.Logger.Warn("sync failed", LogKeyNode, n.name, "error", err)
 		return nil, err
 	}
 	peer := res.Peer
 	if err != nil {
-		n.Logger.Warn("sync failed", LogKeyNode, n.name, LogKeyPeer, peer.Name, "error", err)
-		// Keep the error with the peer, for status; the sync's own error
-		// is what the caller gets.
+		// Keep the error with the peer, for status; the error itself is
+		// returned, not logged: the caller handles it.
 		n.notePeer(context.WithoutCancel(ctx), peer, func(r *PeerRecord) { r.LastError = err.Error() })
 		return res, err
 	}

@@ -107,19 +107,11 @@ func readSnapshot(tb testing.TB, s *site) snapshot {
 		for i, c := range t.Columns {
 			cols[i] = quoteName(c.Name)
 		}
-		rs, err := s.app.Query(fmt.Sprintf("SELECT %s FROM %s", strings.Join(cols, ", "), quoteName(t.Name)))
+		raws, err := rowsynctest.QueryAll(s.app, fmt.Sprintf("SELECT %s FROM %s", strings.Join(cols, ", "), quoteName(t.Name)))
 		if err != nil {
 			tb.Fatal(err)
 		}
-		for rs.Next() {
-			raw := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range raw {
-				ptrs[i] = &raw[i]
-			}
-			if err := rs.Scan(ptrs...); err != nil {
-				tb.Fatal(err)
-			}
+		for _, raw := range raws {
 			row := make([]rowsync.Value, len(raw))
 			for i, x := range raw {
 				if row[i], err = rowsync.ValueOf(x); err != nil {
@@ -129,10 +121,6 @@ func readSnapshot(tb testing.TB, s *site) snapshot {
 			key, _ := t.SplitRow(row)
 			rows[rowsync.FormatKey(key)] = row
 		}
-		if err := rs.Err(); err != nil {
-			tb.Fatal(err)
-		}
-		rs.Close()
 		snap[t.Name] = rows
 	}
 	return snap

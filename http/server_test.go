@@ -18,6 +18,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/rowsync/rowsync"
 	rshttp "github.com/rowsync/rowsync/http"
+	"github.com/rowsync/rowsync/rowsynctest"
 	"github.com/rowsync/rowsync/sqlite"
 )
 
@@ -111,26 +112,13 @@ func snapshot(tb testing.TB, n *testNode) string {
 // storage classes, sorted.
 func dumpTable(tb testing.TB, db *sqlite.DB, table string) []string {
 	tb.Helper()
-	rows, err := db.SQL().Query(`SELECT * FROM "` + strings.ReplaceAll(table, `"`, `""`) + `"`)
+	rows, err := rowsynctest.QueryAll(db.SQL(), `SELECT * FROM "`+strings.ReplaceAll(table, `"`, `""`)+`"`)
 	if err != nil {
 		tb.Fatalf("dump %s: %v", table, err)
 	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
 	var out []string
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			tb.Fatal(err)
-		}
+	for _, vals := range rows {
 		out = append(out, fmt.Sprintf("%#v", vals))
-	}
-	if err := rows.Err(); err != nil {
-		tb.Fatal(err)
 	}
 	slices.Sort(out)
 	return out

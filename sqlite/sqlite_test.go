@@ -36,28 +36,7 @@ var harness = rowsynctest.Harness{
 		if !ok {
 			return nil, fmt.Errorf("not a SQLite database: %T", db)
 		}
-		rows, err := sdb.SQL().Query(q, args...)
-		if err != nil {
-			return nil, err
-		}
-		defer rows.Close()
-		cols, err := rows.Columns()
-		if err != nil {
-			return nil, err
-		}
-		var out [][]any
-		for rows.Next() {
-			r := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range r {
-				ptrs[i] = &r[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				return nil, err
-			}
-			out = append(out, r)
-		}
-		return out, rows.Err()
+		return rowsynctest.QueryAll(sdb.SQL(), q, args...)
 	},
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rowsync/rowsync"
+	"github.com/rowsync/rowsync/rowsynctest"
 	"github.com/rowsync/rowsync/sqlite"
 )
 
@@ -111,22 +112,12 @@ func query(tb testing.TB, path, q string) []string {
 		tb.Fatal(err)
 	}
 	defer db.Close()
-	rows, err := db.SQL().Query(q)
+	rows, err := rowsynctest.QueryAll(db.SQL(), q)
 	if err != nil {
 		tb.Fatalf("%s: %s: %v", path, q, err)
 	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
 	var out []string
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			tb.Fatal(err)
-		}
+	for _, vals := range rows {
 		parts := make([]string, len(vals))
 		for i, v := range vals {
 			if b, ok := v.([]byte); ok {
@@ -135,9 +126,6 @@ func query(tb testing.TB, path, q string) []string {
 			parts[i] = fmt.Sprint(v)
 		}
 		out = append(out, strings.Join(parts, "|"))
-	}
-	if err := rows.Err(); err != nil {
-		tb.Fatal(err)
 	}
 	return out
 }

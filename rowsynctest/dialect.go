@@ -13,7 +13,18 @@ type dialect struct {
 	// with its storage type, exactly, as text.
 	typed string
 	stmts map[string]string
+	// values are value cases of testValues about this engine's types, run
+	// after the shared ones; skipValues names shared cases that do not
+	// apply to the engine, with the reason (e.g. a value its columns
+	// cannot hold).
+	values     []valueCase
+	skipValues map[string]string
 }
+
+// Engines other than SQLite register their dialect from an init function
+// in a file of their own (dialect_postgres.go, dialect_mysql.go):
+//
+//	func init() { dialects["postgres"] = dialect{...} }
 
 // Names of the statements of a dialect. A test whose statement a dialect
 // lacks is skipped on that engine.

@@ -775,10 +775,13 @@ func valueCases() []valueCase {
 
 func testValues(t *testing.T, s *suite) {
 	a, b := s.pair(t, []string{ddlVals}, "vals")
-	cases := valueCases()
+	cases := append(valueCases(), s.d.values...)
 	ids := map[int]valueCase{}
 	for i, c := range cases {
 		if c.only != "" && c.only != s.h.Dialect {
+			continue
+		}
+		if _, skip := s.d.skipValues[c.name]; skip {
 			continue
 		}
 		id := i + 1

@@ -26,6 +26,13 @@ type Tx struct {
 	// engine's last write of it: the row's captured writes up to there
 	// are echoes, later ones (a cascade from another row) are not.
 	echo map[*rowsync.Table]map[string]int64
+	// quiet holds, between BeginApply and EndApply, whether writes to a
+	// table can only come from the engine: no application trigger exists
+	// and no foreign key of the table cascades. Such a table's log gets
+	// nothing but echoes while the engine applies, so no bound per row is
+	// kept and EndApply empties its log.
+	quiet       map[*rowsync.Table]bool
+	appTriggers bool
 }
 
 var _ rowsync.Tx = (*Tx)(nil)
@@ -93,20 +100,31 @@ func (t *Tx) stmt(q string) (*sql.Stmt, error) {
 	return s, nil
 }
 
+// exec and query run the short statements of the engine. They check the
+// transaction's context before each statement but run it with a context
+// that cannot be cancelled: given a cancellable one, the driver starts a
+// goroutine per statement to watch it, which costs more than the point
+// statements themselves.
 func (t *Tx) exec(q string, args ...any) (sql.Result, error) {
+	if err := t.ctx.Err(); err != nil {
+		return nil, err
+	}
 	s, err := t.stmt(q)
 	if err != nil {
 		return nil, err
 	}
-	return s.ExecContext(t.ctx, args...)
+	return s.ExecContext(context.Background(), args...)
 }
 
 func (t *Tx) query(q string, args ...any) (*sql.Rows, error) {
+	if err := t.ctx.Err(); err != nil {
+		return nil, err
+	}
 	s, err := t.stmt(q)
 	if err != nil {
 		return nil, err
 	}
-	return s.QueryContext(t.ctx, args...)
+	return s.QueryContext(context.Background(), args...)
 }
 
 func anyArgs(vs []rowsync.Value) []any {
@@ -239,7 +257,7 @@ func (t *Tx) NodeIndex(id string) (int64, error) {
 		return 0, err
 	}
 	var idx int64
-	err = s.QueryRowContext(t.ctx, id).Scan(&idx)
+	err = s.QueryRowContext(context.Background(), id).Scan(&idx)
 	return idx, err
 }
 
@@ -311,7 +329,7 @@ func (t *Tx) NextLogOp(tb *rowsync.Table, after int64, key []rowsync.Value) (row
 		return 0, false, err
 	}
 	var op rowsync.LogOp
-	err = s.QueryRowContext(t.ctx, append([]any{after}, anyArgs(key)...)...).Scan(&op)
+	err = s.QueryRowContext(context.Background(), append([]any{after}, anyArgs(key)...)...).Scan(&op)
 	if err == sql.ErrNoRows {
 		return 0, false, nil
 	}
@@ -339,7 +357,7 @@ func (t *Tx) LogCount(tb *rowsync.Table) (int64, error) {
 		return 0, err
 	}
 	var n int64
-	err = s.QueryRowContext(t.ctx).Scan(&n)
+	err = s.QueryRowContext(context.Background()).Scan(&n)
 	return n, err
 }
 
@@ -350,7 +368,7 @@ func (t *Tx) GetShadow(tb *rowsync.Table, key []rowsync.Value) (*rowsync.Shadow,
 		return nil, err
 	}
 	sh := &rowsync.Shadow{Key: key}
-	err = s.QueryRowContext(t.ctx, anyArgs(key)...).Scan(&sh.Seq, &sh.Deleted, &sh.Src, &sh.Meta, &sh.Dead)
+	err = s.QueryRowContext(context.Background(), anyArgs(key)...).Scan(&sh.Seq, &sh.Deleted, &sh.Src, &sh.Meta, &sh.Dead)
 	if err == sql.ErrNoRows {
 		return nil, nil
 	}
@@ -434,7 +452,7 @@ func (t *Tx) CountChanges(tb *rowsync.Table, after int64) (int64, error) {
 		return 0, err
 	}
 	var n int64
-	err = s.QueryRowContext(t.ctx, after).Scan(&n)
+	err = s.QueryRowContext(context.Background(), after).Scan(&n)
 	return n, err
 }
 
@@ -495,12 +513,15 @@ func (t *Tx) noteEcho(tb *rowsync.Table, key []rowsync.Value) error {
 	if t.echo == nil {
 		return nil
 	}
+	if quiet, err := t.isQuiet(tb); err != nil || quiet {
+		return err
+	}
 	s, err := t.stmt(fmt.Sprintf(`SELECT coalesce(max(rowid), 0) FROM %s`, logName(tb.ID)))
 	if err != nil {
 		return err
 	}
 	var last int64
-	if err := s.QueryRowContext(t.ctx).Scan(&last); err != nil {
+	if err := s.QueryRowContext(context.Background()).Scan(&last); err != nil {
 		return fmt.Errorf("read log of %q: %w", tb.Name, err)
 	}
 	if t.echo[tb] == nil {
@@ -534,7 +555,34 @@ func (t *Tx) ScanRows(tb *rowsync.Table, fn func([]rowsync.Value) error) error {
 // EndApply removes what they logged for the rows the engine wrote.
 func (t *Tx) BeginApply() error {
 	t.echo = map[*rowsync.Table]map[string]int64{}
+	t.quiet = map[*rowsync.Table]bool{}
+	var n int64
+	err := t.conn.QueryRowContext(context.Background(),
+		`SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND name NOT LIKE '\_rowsync\_%' ESCAPE '\'`).Scan(&n)
+	if err != nil {
+		return fmt.Errorf("list triggers: %w", err)
+	}
+	t.appTriggers = n > 0
 	return nil
+}
+
+// isQuiet reports whether only the engine writes to tb while it applies
+// rows (see Tx.quiet).
+func (t *Tx) isQuiet(tb *rowsync.Table) (bool, error) {
+	if t.appTriggers {
+		return false, nil
+	}
+	if q, ok := t.quiet[tb]; ok {
+		return q, nil
+	}
+	var n int64
+	err := t.conn.QueryRowContext(context.Background(),
+		`SELECT count(*) FROM pragma_foreign_key_list(?) WHERE on_delete NOT IN ('NO ACTION', 'RESTRICT') OR on_update NOT IN ('NO ACTION', 'RESTRICT')`, tb.Name).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("foreign keys of %q: %w", tb.Name, err)
+	}
+	t.quiet[tb] = n == 0
+	return n == 0, nil
 }
 
 // EndApply implements rowsync.Tx: captured writes of rows the engine wrote
@@ -544,7 +592,20 @@ func (t *Tx) BeginApply() error {
 func (t *Tx) EndApply(applied map[*rowsync.Table][][]rowsync.Value) error {
 	bounds := t.echo
 	t.echo = nil
+	defer func() { t.quiet = nil }()
 	for tb, keys := range applied {
+		if bounds != nil {
+			quiet, err := t.isQuiet(tb)
+			if err != nil {
+				return err
+			}
+			if quiet {
+				if _, err := t.exec(`DELETE FROM ` + logName(tb.ID)); err != nil {
+					return fmt.Errorf("clear log of %q: %w", tb.Name, err)
+				}
+				continue
+			}
+		}
 		set := make(map[string]int64, len(keys))
 		for _, k := range keys {
 			ks := string(rowsync.EncodeValues(k))
@@ -633,7 +694,7 @@ func (t *Tx) GetPeer(id string) (*rowsync.PeerRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := scanPeer(s.QueryRowContext(t.ctx, id))
+	p, err := scanPeer(s.QueryRowContext(context.Background(), id))
 	if err == sql.ErrNoRows {
 		return nil, nil
 	}

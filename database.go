@@ -261,6 +261,22 @@ type Tx interface {
 	DeleteHeld(id int64) error
 }
 
+// BulkTx is implemented by a Tx that reads and writes many rows of a table
+// in one statement. The engine applies incoming rows a chunk at a time
+// through it when it is there, and one at a time otherwise.
+type BulkTx interface {
+	// GetShadows returns the bookkeeping of each key (nil where there is
+	// none), in the order of keys. The keys are distinct.
+	GetShadows(t *Table, keys [][]Value) ([]*Shadow, error)
+	// InsertRows inserts rows (all columns each) with the same effect as
+	// InsertRow on each, all or none: if a constraint refuses one, it
+	// returns a *ConstraintError and nothing is inserted.
+	InsertRows(t *Table, rows [][]Value) error
+	// PutShadows stores the bookkeeping of rows of distinct keys, as
+	// PutShadow does for each.
+	PutShadows(t *Table, ss []*Shadow) error
+}
+
 // Conflict is one entry of the conflict log: a value that lost to another,
 // or a change held back by a local constraint.
 type Conflict struct {

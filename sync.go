@@ -328,6 +328,12 @@ type batch struct {
 	// orig holds the values of rows resolveSwaps moved out of the way,
 	// by table and key.
 	orig map[string][]Value
+	// The chunk of incoming rows of one table not yet applied (see add),
+	// and the bookkeeping of rows written but not yet stored.
+	pendT    *Table
+	pending  []*Row
+	pendKeys map[string]bool
+	shadows  []*Shadow
 }
 
 type failedRow struct {
@@ -383,19 +389,59 @@ func (b *batch) apply(t *Table, in *Row) error {
 }
 
 func (b *batch) applyRow(t *Table, in *Row) error {
+	s, err := b.tx.GetShadow(t, in.Key)
+	if err != nil {
+		return err
+	}
+	w, err := b.prepare(t, in, s)
+	if err != nil || w == nil {
+		return err
+	}
+	if err := w.write(b.tx); err != nil {
+		return err
+	}
+	return b.commitRow(w, false)
+}
+
+// rowWrite is a merged row ready to be written: the write to the user's
+// table it takes, and its new bookkeeping.
+type rowWrite struct {
+	t         *Table
+	in        *Row
+	op        LogOp // OpInsert, OpUpdate, OpDelete, or 0 when only the versions change
+	full      []Value
+	cols      []int
+	vals      []Value
+	shadow    *Shadow
+	conflicts []Conflict
+}
+
+func (w *rowWrite) write(tx Tx) error {
+	switch w.op {
+	case OpInsert:
+		return tx.InsertRow(w.t, w.full)
+	case OpUpdate:
+		return tx.UpdateRow(w.t, w.in.Key, w.cols, w.vals)
+	case OpDelete:
+		return tx.DeleteRow(w.t, w.in.Key)
+	}
+	return nil
+}
+
+// prepare merges an incoming row with the local one (whose bookkeeping is
+// s, or nil), and returns what to write, or nil if the incoming row lost
+// everywhere (its conflicts are recorded).
+func (b *batch) prepare(t *Table, in *Row, s *Shadow) (*rowWrite, error) {
 	for i := range in.Cells {
 		b.clock.Observe(in.Cells[i].V.HLC)
 	}
 	b.clock.Observe(in.Live.HLC)
 	b.clock.Observe(in.Tomb.HLC)
-	s, err := b.tx.GetShadow(t, in.Key)
-	if err != nil {
-		return err
-	}
 	var local *Row
 	if s != nil {
+		var err error
 		if local, err = loadRow(b.tx, t, s, nil, b.d); err != nil {
-			return err
+			return nil, err
 		}
 		if vals, ok := b.orig[t.Name+"\x00"+keyString(in.Key)]; ok {
 			// Placeholders of resolveSwaps: merge against the real values.
@@ -408,50 +454,174 @@ func (b *batch) applyRow(t *Table, in *Row) error {
 	if !m.changed {
 		// The incoming row lost everywhere: what it lost is still a
 		// conflict this node knows of.
-		return b.addConflicts(m.conflicts)
+		return nil, b.addConflicts(m.conflicts)
 	}
 	out := m.out
+	w := &rowWrite{t: t, in: in, conflicts: m.conflicts}
 	wasAlive := local != nil && local.Alive()
 	nowAlive := out.Alive()
 	switch {
 	case wasAlive && nowAlive:
-		var cols []int
-		var vals []Value
 		for i := range out.Cells {
 			if !out.Cells[i].Value.Equal(local.Cells[i].Value) {
-				cols = append(cols, t.Cols[i])
-				vals = append(vals, out.Cells[i].Value)
+				w.cols = append(w.cols, t.Cols[i])
+				w.vals = append(w.vals, out.Cells[i].Value)
 			}
 		}
-		if len(cols) > 0 {
-			err = b.tx.UpdateRow(t, in.Key, cols, vals)
+		if len(w.cols) > 0 {
+			w.op = OpUpdate
 		}
 	case nowAlive:
-		err = b.tx.InsertRow(t, t.JoinRow(in.Key, out.Values()))
+		w.op, w.full = OpInsert, t.JoinRow(in.Key, out.Values())
 	case wasAlive:
-		err = b.tx.DeleteRow(t, in.Key)
-	}
-	if err != nil {
-		return err
+		w.op = OpDelete
 	}
 	meta, err := encodeMeta(out, b.d)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	b.st.Seq++
-	sh := &Shadow{Key: in.Key, Seq: b.st.Seq, Deleted: !nowAlive, Meta: meta}
+	w.shadow = &Shadow{Key: in.Key, Deleted: !nowAlive, Meta: meta}
 	if sameVersions(out, in) {
-		sh.Src = b.fromIdx
+		w.shadow.Src = b.fromIdx
 	}
 	if !nowAlive {
-		sh.Dead = EncodeValues(out.Values())
+		w.shadow.Dead = EncodeValues(out.Values())
 	}
-	if err := b.tx.PutShadow(t, sh); err != nil {
+	return w, nil
+}
+
+// commitRow records a written row: its bookkeeping (kept for one bulk
+// write at the end of the chunk when bulk is set), the key for EndApply,
+// its conflicts.
+func (b *batch) commitRow(w *rowWrite, bulk bool) error {
+	b.st.Seq++
+	w.shadow.Seq = b.st.Seq
+	if bulk {
+		b.shadows = append(b.shadows, w.shadow)
+	} else if err := b.tx.PutShadow(w.t, w.shadow); err != nil {
 		return err
 	}
-	b.applied[t] = append(b.applied[t], in.Key)
+	b.applied[w.t] = append(b.applied[w.t], w.in.Key)
 	b.res.Changed++
-	return b.addConflicts(m.conflicts)
+	return b.addConflicts(w.conflicts)
+}
+
+// add queues an incoming row of the stream; rows of one table are merged
+// and written a chunk at a time (see flush).
+func (b *batch) add(t *Table, in *Row) error {
+	k := keyString(in.Key)
+	if b.pendT != t || len(b.pending) >= b.chunkRows(t) || b.pendKeys[k] {
+		if err := b.flush(); err != nil {
+			return err
+		}
+	}
+	if b.pendKeys == nil {
+		b.pendKeys = map[string]bool{}
+	}
+	b.pendT = t
+	b.pending = append(b.pending, in)
+	b.pendKeys[k] = true
+	return nil
+}
+
+// chunkRows is how many rows of t are applied together: up to 256, fewer
+// for wide tables so that one statement's parameters stay within what
+// every engine takes.
+func (b *batch) chunkRows(t *Table) int {
+	n := 30000 / (len(t.Columns) + 6)
+	return max(1, min(256, n))
+}
+
+// flush merges and writes the queued rows. With a BulkTx it reads their
+// bookkeeping in one query, inserts the new rows in one statement (row by
+// row again if a constraint refuses it, to find which) and writes the
+// bookkeeping in one statement.
+func (b *batch) flush() error {
+	rows, t := b.pending, b.pendT
+	b.pending = nil
+	clear(b.pendKeys)
+	if len(rows) == 0 {
+		return nil
+	}
+	bulk, ok := b.tx.(BulkTx)
+	if !ok || len(rows) == 1 {
+		for _, in := range rows {
+			if err := b.apply(t, in); err != nil {
+				return fmt.Errorf("apply %q key %s: %w", t.Name, FormatKey(in.Key), err)
+			}
+		}
+		return nil
+	}
+	keys := make([][]Value, len(rows))
+	for i, in := range rows {
+		keys[i] = in.Key
+	}
+	shadows, err := bulk.GetShadows(t, keys)
+	if err != nil {
+		return err
+	}
+	var inserts []*rowWrite
+	for i, in := range rows {
+		w, err := b.prepare(t, in, shadows[i])
+		if err != nil {
+			return fmt.Errorf("apply %q key %s: %w", t.Name, FormatKey(in.Key), err)
+		}
+		if w == nil {
+			continue
+		}
+		if w.op == OpInsert {
+			inserts = append(inserts, w)
+			continue
+		}
+		if err := b.writeOne(w); err != nil {
+			return err
+		}
+	}
+	if len(inserts) > 0 {
+		full := make([][]Value, len(inserts))
+		for i, w := range inserts {
+			full[i] = w.full
+		}
+		err := bulk.InsertRows(t, full)
+		if _, refused := errorsAsConstraint(err); refused {
+			// One of them is refused: write them one by one to hold
+			// just that one.
+			for _, w := range inserts {
+				if err := b.writeOne(w); err != nil {
+					return err
+				}
+			}
+		} else if err != nil {
+			return fmt.Errorf("apply %d rows of %q: %w", len(inserts), t.Name, err)
+		} else {
+			for _, w := range inserts {
+				if err := b.commitRow(w, true); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	ss := b.shadows
+	b.shadows = nil
+	if len(ss) > 0 {
+		if err := bulk.PutShadows(t, ss); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeOne writes one merged row of a chunk, keeping a row refused by a
+// constraint in b.failed.
+func (b *batch) writeOne(w *rowWrite) error {
+	if err := w.write(b.tx); err != nil {
+		if _, ok := errorsAsConstraint(err); ok {
+			b.failed = append(b.failed, failedRow{w.t, w.in, err, b.from})
+			return nil
+		}
+		return fmt.Errorf("apply %q key %s: %w", w.t.Name, FormatKey(w.in.Key), err)
+	}
+	return b.commitRow(w, true)
 }
 
 // addConflicts records the conflicts of a merge.
@@ -476,6 +646,9 @@ func (b *batch) addConflicts(cs []Conflict) error {
 // commits.
 func (b *batch) finish(cursors []Cursor) error {
 	defer b.tx.Rollback()
+	if err := b.flush(); err != nil {
+		return err
+	}
 	if err := b.retryFailed(); err != nil {
 		return err
 	}
@@ -664,8 +837,8 @@ func (n *Node) receive(ctx context.Context, dec *Decoder, from NodeInfo, res *Re
 			if b.rows++; b.rows > MaxBatchRows {
 				return fmt.Errorf("%w: more than %d rows without a checkpoint", ErrMalformed, MaxBatchRows)
 			}
-			if err := b.apply(lay.t, lay.row(f.Row)); err != nil {
-				return fmt.Errorf("apply %q key %s: %w", lay.t.Name, FormatKey(f.Row.Key), err)
+			if err := b.add(lay.t, lay.row(f.Row)); err != nil {
+				return err
 			}
 		case FrameCheckpoint:
 			if b == nil {

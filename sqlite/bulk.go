@@ -1,0 +1,110 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/rowsync/rowsync"
+)
+
+var _ rowsync.BulkTx = (*Tx)(nil)
+
+// marks returns n groups of k placeholders: "(?, ?), (?, ?)".
+func marks(n, k int) string {
+	group := "(" + strings.TrimSuffix(strings.Repeat("?, ", k), ", ") + ")"
+	return strings.TrimSuffix(strings.Repeat(group+", ", n), ", ")
+}
+
+// GetShadows implements rowsync.BulkTx with one query: the key columns
+// IN a list of row values. The shadow's key columns have no type affinity,
+// so = compares values as IS does in GetShadow: same storage class, same
+// bytes.
+func (t *Tx) GetShadows(tb *rowsync.Table, keys [][]rowsync.Value) ([]*rowsync.Shadow, error) {
+	kcols := make([]string, len(tb.Key))
+	for i := range tb.Key {
+		kcols[i] = keyCol(i)
+	}
+	var list string
+	if len(tb.Key) == 1 {
+		list = fmt.Sprintf("%s IN (%s)", kcols[0], strings.TrimSuffix(strings.Repeat("?, ", len(keys)), ", "))
+	} else {
+		list = fmt.Sprintf("(%s) IN (VALUES %s)", strings.Join(kcols, ", "), marks(len(keys), len(tb.Key)))
+	}
+	args := make([]any, 0, len(keys)*len(tb.Key))
+	pos := make(map[string]int, len(keys))
+	for i, k := range keys {
+		args = append(args, anyArgs(k)...)
+		pos[string(rowsync.EncodeValues(k))] = i
+	}
+	rows, err := t.query(fmt.Sprintf(`SELECT seq, del, src, meta, dead, %s FROM %s WHERE %s`, strings.Join(kcols, ", "), shadowName(tb.ID), list), args...)
+	if err != nil {
+		return nil, fmt.Errorf("read bookkeeping of %q: %w", tb.Name, err)
+	}
+	defer rows.Close()
+	out := make([]*rowsync.Shadow, len(keys))
+	for rows.Next() {
+		key := make([]rowsync.Value, len(tb.Key))
+		sh := &rowsync.Shadow{}
+		if err := scanValues(rows, key, &sh.Seq, &sh.Deleted, &sh.Src, &sh.Meta, &sh.Dead); err != nil {
+			return nil, err
+		}
+		i, ok := pos[string(rowsync.EncodeValues(key))]
+		if !ok {
+			return nil, fmt.Errorf("read bookkeeping of %q: key %s was not asked for", tb.Name, rowsync.FormatKey(key))
+		}
+		sh.Key = keys[i]
+		out[i] = sh
+	}
+	return out, rows.Err()
+}
+
+// InsertRows implements rowsync.BulkTx with one multi-row INSERT. SQLite
+// undoes a whole statement that a constraint refuses, so nothing is
+// inserted then.
+func (t *Tx) InsertRows(tb *rowsync.Table, rows [][]rowsync.Value) error {
+	q := fmt.Sprintf(`INSERT INTO %s(%s) VALUES %s`, quote(tb.Name), strings.Join(quotedColumns(tb), ", "), marks(len(rows), len(tb.Columns)))
+	args := make([]any, 0, len(rows)*len(tb.Columns))
+	for _, r := range rows {
+		args = append(args, anyArgs(r)...)
+	}
+	if _, err := t.exec(q, args...); err != nil {
+		return wrap("insert into "+tb.Name, err)
+	}
+	if t.echo == nil {
+		return nil
+	}
+	if quiet, err := t.isQuiet(tb); err != nil || quiet {
+		return err
+	}
+	var last int64
+	if err := t.conn.QueryRowContext(context.Background(), fmt.Sprintf(`SELECT coalesce(max(rowid), 0) FROM %s`, logName(tb.ID))).Scan(&last); err != nil {
+		return fmt.Errorf("read log of %q: %w", tb.Name, err)
+	}
+	if t.echo[tb] == nil {
+		t.echo[tb] = map[string]int64{}
+	}
+	for _, r := range rows {
+		key, _ := tb.SplitRow(r)
+		t.echo[tb][string(rowsync.EncodeValues(key))] = last
+	}
+	return nil
+}
+
+// PutShadows implements rowsync.BulkTx with one multi-row INSERT OR REPLACE.
+func (t *Tx) PutShadows(tb *rowsync.Table, ss []*rowsync.Shadow) error {
+	cols := make([]string, 0, len(tb.Key)+5)
+	for i := range tb.Key {
+		cols = append(cols, keyCol(i))
+	}
+	cols = append(cols, "seq", "del", "src", "meta", "dead")
+	args := make([]any, 0, len(ss)*len(cols))
+	for _, sh := range ss {
+		args = append(append(args, anyArgs(sh.Key)...), sh.Seq, sh.Deleted, sh.Src, sh.Meta, sh.Dead)
+	}
+	q := fmt.Sprintf(`INSERT OR REPLACE INTO %s(%s) VALUES %s`, shadowName(tb.ID), strings.Join(cols, ", "), marks(len(ss), len(cols)))
+	if _, err := t.exec(q, args...); err != nil {
+		return fmt.Errorf("write bookkeeping of %q: %w", tb.Name, err)
+	}
+	return nil
+}

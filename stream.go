@@ -1,11 +1,13 @@
 package rowsync
 
 import (
+	"cmp"
 	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // The change stream is the one format every transport moves: the body of a
@@ -83,6 +85,9 @@ type Encoder struct {
 	buf     []byte
 	hdr     *TableHeader
 	ncells  int
+	// The previous row's seq and first HLC in this table run: rows carry
+	// both as deltas from them.
+	lastSeq, lastHLC int64
 }
 
 // NewEncoder returns an encoder writing to w. Call Flush at batch ends.
@@ -137,6 +142,7 @@ func (e *Encoder) Table(t *Table, kind ChangeKind) error {
 	}
 	e.hdr = h
 	e.ncells = len(h.Columns) - len(h.Key)
+	e.lastSeq, e.lastHLC = 0, 0
 	return e.frame(FrameTable, b)
 }
 
@@ -181,10 +187,34 @@ func (e *Encoder) Row(seq int64, r *Row) error {
 		cidx[2*i] = idx(r.Cells[i].V)
 		cidx[2*i+1] = idx(r.Cells[i].Prev)
 	}
+	// Newest version first: rows go out in sequence order, so the newest
+	// versions of consecutive rows are close and delta-encode small.
+	if len(vers) > 1 {
+		order := make([]int, len(vers))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(vers[b].HLC, vers[a].HLC) })
+		pos := make([]uint64, len(vers)+1)
+		sorted := make([]Version, len(vers))
+		for to, from := range order {
+			sorted[to] = vers[from]
+			pos[from+1] = uint64(to + 1)
+		}
+		vers = sorted
+		live, tomb, tprev = pos[live], pos[tomb], pos[tprev]
+		for i := range cidx {
+			cidx[i] = pos[cidx[i]]
+		}
+	}
 	b := e.buf[:0]
-	b = binary.AppendUvarint(b, uint64(seq))
+	b = binary.AppendVarint(b, seq-e.lastSeq)
+	e.lastSeq = seq
 	b = binary.AppendUvarint(b, uint64(len(vers)))
-	var last int64
+	last := e.lastHLC
+	if len(vers) > 0 {
+		e.lastHLC = vers[0].HLC
+	}
 	for _, v := range vers {
 		ni, err := e.nodeIndex(v.Node)
 		if err != nil {
@@ -242,6 +272,8 @@ type Decoder struct {
 	ncells  int
 	buf     []byte
 	ended   bool
+	// See Encoder.lastSeq.
+	lastSeq, lastHLC int64
 }
 
 // NewDecoder returns a decoder reading from r.
@@ -391,20 +423,25 @@ func (d *Decoder) next() (*Frame, error) {
 		}
 		d.hdr = h
 		d.ncells = len(h.Columns) - len(h.Key)
+		d.lastSeq, d.lastHLC = 0, 0
 		f.Table = h
 	case FrameRow:
 		if d.hdr == nil {
 			return nil, malformed("row before any table header")
 		}
-		f.Seq = int64(r.uvarint("row seq"))
+		d.lastSeq += r.varint("row seq")
+		f.Seq = d.lastSeq
 		nv := r.uvarint("version count")
 		if nv > uint64(2*d.ncells+3) {
 			return nil, malformed("row with %d versions", nv)
 		}
 		vers := make([]Version, nv)
-		var last int64
+		last := d.lastHLC
 		for i := range vers {
 			last += r.varint("hlc")
+			if i == 0 {
+				d.lastHLC = last
+			}
 			ni := r.uvarint("node index")
 			if ni == 0 || ni > uint64(len(d.nodes)) {
 				if r.err == nil {

@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -46,6 +47,9 @@ type Config struct {
 	// process and memory is not reported.
 	Binary string
 	Log    io.Writer // progress; nil for none
+	// Only names the benchmarks to run (capture, initial, incremental,
+	// wire); empty runs all.
+	Only []string
 }
 
 // Defaults returns the sizes the targets are stated for.
@@ -102,9 +106,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	host, _ := os.Hostname()
 	r := &runner{cfg: cfg, ctx: ctx, rep: &Report{When: time.Now().UTC(), Machine: fmt.Sprintf("%s, %d cores, %s/%s", host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH),
 		Go: runtime.Version(), Driver: "modernc.org/sqlite (pure Go)", Config: cfg}}
+	names := []string{"capture", "initial", "incremental", "wire"}
 	steps := []func() error{r.capture, r.initialSync, r.incremental, r.wire}
-	for _, f := range steps {
-		if err := f(); err != nil {
+	for _, o := range cfg.Only {
+		if !slices.Contains(names, o) {
+			return r.rep, fmt.Errorf("no benchmark %q (there are %s)", o, strings.Join(names, ", "))
+		}
+	}
+	for i, run := range steps {
+		if len(cfg.Only) > 0 && !slices.Contains(cfg.Only, names[i]) {
+			continue
+		}
+		if err := run(); err != nil {
 			return r.rep, err
 		}
 	}

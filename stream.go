@@ -1,8 +1,8 @@
 package rowsync
 
 import (
-	"cmp"
 	"bufio"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"

@@ -326,6 +326,13 @@ func (n *Node) foldChunk(tx Tx, t *Table, entries []LogEntry, st *State, clock *
 		return k
 	}
 	stamp := func(wall int64) Version { return Version{HLC: clock.Next(wall), Node: n.id} }
+	shadows, err := foldShadows(tx, t, entries, keyOf)
+	if err != nil {
+		return err
+	}
+	// Fold stamps versions; it needs a live row's versions, not its
+	// values, so it does not read the row (a row of NULLs stands in).
+	noValues := make([]Value, len(t.Columns))
 	for i := range entries {
 		e := &entries[i]
 		key := keyOf(e)
@@ -333,12 +340,8 @@ func (n *Node) foldChunk(tx Tx, t *Table, entries []LogEntry, st *State, clock *
 		fr := rows[ks]
 		if fr == nil {
 			fr = &foldRow{}
-			s, err := tx.GetShadow(t, key)
-			if err != nil {
-				return err
-			}
-			if s != nil {
-				r, err := loadRow(tx, t, s, nil, d)
+			if s := shadows[ks]; s != nil {
+				r, err := loadRow(tx, t, s, noValues, d)
 				if err != nil {
 					return err
 				}
@@ -403,6 +406,7 @@ func (n *Node) foldChunk(tx Tx, t *Table, entries []LogEntry, st *State, clock *
 			fr.dirty = true
 		}
 	}
+	var out []*Shadow
 	for _, ks := range order {
 		fr := rows[ks]
 		if !fr.dirty {
@@ -417,7 +421,68 @@ func (n *Node) foldChunk(tx Tx, t *Table, entries []LogEntry, st *State, clock *
 		if s.Deleted {
 			s.Dead = EncodeValues(fr.dead)
 		}
-		if err := tx.PutShadow(t, s); err != nil {
+		out = append(out, s)
+	}
+	return putShadows(tx, t, out)
+}
+
+// foldShadows reads the bookkeeping of every row the entries name, by
+// encoded key, with as few queries as the Tx allows.
+func foldShadows(tx Tx, t *Table, entries []LogEntry, keyOf func(*LogEntry) []Value) (map[string]*Shadow, error) {
+	out := map[string]*Shadow{}
+	var keys [][]Value
+	for i := range entries {
+		k := keyOf(&entries[i])
+		ks := keyString(k)
+		if _, ok := out[ks]; ok {
+			continue
+		}
+		out[ks] = nil
+		keys = append(keys, k)
+	}
+	bulk, ok := tx.(BulkTx)
+	if !ok {
+		for _, k := range keys {
+			s, err := tx.GetShadow(t, k)
+			if err != nil {
+				return nil, err
+			}
+			out[keyString(k)] = s
+		}
+		return out, nil
+	}
+	step := chunkRows(t)
+	for len(keys) > 0 {
+		part := keys[:min(step, len(keys))]
+		keys = keys[len(part):]
+		ss, err := bulk.GetShadows(t, part)
+		if err != nil {
+			return nil, err
+		}
+		for i, s := range ss {
+			out[keyString(part[i])] = s
+		}
+	}
+	return out, nil
+}
+
+// putShadows stores bookkeeping of distinct rows, with as few statements
+// as the Tx allows.
+func putShadows(tx Tx, t *Table, ss []*Shadow) error {
+	bulk, ok := tx.(BulkTx)
+	if !ok {
+		for _, s := range ss {
+			if err := tx.PutShadow(t, s); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	step := chunkRows(t)
+	for len(ss) > 0 {
+		part := ss[:min(step, len(ss))]
+		ss = ss[len(part):]
+		if err := bulk.PutShadows(t, part); err != nil {
 			return err
 		}
 	}

@@ -510,7 +510,7 @@ func (b *batch) commitRow(w *rowWrite, bulk bool) error {
 // and written a chunk at a time (see flush).
 func (b *batch) add(t *Table, in *Row) error {
 	k := keyString(in.Key)
-	if b.pendT != t || len(b.pending) >= b.chunkRows(t) || b.pendKeys[k] {
+	if b.pendT != t || len(b.pending) >= chunkRows(t) || b.pendKeys[k] {
 		if err := b.flush(); err != nil {
 			return err
 		}
@@ -527,7 +527,7 @@ func (b *batch) add(t *Table, in *Row) error {
 // chunkRows is how many rows of t are applied together: up to 256, fewer
 // for wide tables so that one statement's parameters stay within what
 // every engine takes.
-func (b *batch) chunkRows(t *Table) int {
+func chunkRows(t *Table) int {
 	n := 30000 / (len(t.Columns) + 6)
 	return max(1, min(256, n))
 }
@@ -603,12 +603,7 @@ func (b *batch) flush() error {
 	}
 	ss := b.shadows
 	b.shadows = nil
-	if len(ss) > 0 {
-		if err := bulk.PutShadows(t, ss); err != nil {
-			return err
-		}
-	}
-	return nil
+	return putShadows(b.tx, t, ss)
 }
 
 // writeOne writes one merged row of a chunk, keeping a row refused by a

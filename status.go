@@ -83,7 +83,7 @@ func (n *Node) Digest(ctx context.Context) ([]TableDigest, error) {
 		err := tx.ScanRows(t, func(row []Value) error {
 			buf = buf[:0]
 			for _, i := range order {
-				buf = AppendValue(buf, row[i])
+				buf = AppendValue(buf, Canonical(t.Columns[i].Class, row[i]))
 			}
 			h := sha256.Sum256(buf)
 			for l := range sum {

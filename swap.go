@@ -1,6 +1,9 @@
 package rowsync
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // Unique values swapped between rows on one node (x.code=1, y.code=2
 // becoming x.code=2, y.code=1) cannot be applied one row at a time on
@@ -111,6 +114,24 @@ func (b *batch) resolveSwaps() error {
 // change to placeholders, remembering the original values for the merge.
 // It reports whether it moved anything; a constraint failure on the way
 // (a CHECK, a STRICT column) reports false.
+// placeholder returns the k-th value no row is expected to hold, of a form
+// a column of the class accepts on every engine (PostgreSQL text cannot
+// hold NUL, jsonb needs JSON, numeric(p,s) has a range): what a
+// placeholder needs is to be distinct, not unusable.
+func placeholder(class TypeClass, k int) Value {
+	switch class {
+	case ClassInteger, ClassBoolean, ClassReal:
+		return IntValue(math.MinInt64/2 - int64(k))
+	case ClassDecimal:
+		return IntValue(-7_000_000 - int64(k))
+	case ClassDateTime:
+		return TextValue(fmt.Sprintf("0001-01-01 %02d:%02d:%02d", k/3600%24, k/60%60, k%60))
+	case ClassText, ClassJSON:
+		return TextValue(fmt.Sprintf(`"rowsync swap %d"`, k))
+	}
+	return BlobValue([]byte(fmt.Sprintf("\x00rowsync-swap-%d", k)))
+}
+
 func (b *batch) movePlaceholders() (bool, error) {
 	moved := false
 	for n, f := range b.failed {
@@ -134,7 +155,7 @@ func (b *batch) movePlaceholders() (bool, error) {
 		for i := range m.out.Cells {
 			if !m.out.Cells[i].Value.Equal(local.Cells[i].Value) {
 				cols = append(cols, f.t.Cols[i])
-				vals = append(vals, BlobValue([]byte(fmt.Sprintf("\x00rowsync-swap-%d-%d", n, i))))
+				vals = append(vals, placeholder(f.t.Columns[f.t.Cols[i]].Class, n*64+i))
 			}
 		}
 		if len(cols) == 0 {

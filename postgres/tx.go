@@ -1,0 +1,1013 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rowsync/rowsync"
+)
+
+// Tx implements rowsync.Tx on one pooled connection.
+//
+// A write transaction is READ COMMITTED and first takes the node's
+// advisory lock (pg_advisory_xact_lock on a key derived from the schema),
+// so rowsync writers of one schema run one at a time in every process,
+// while each statement sees the latest committed state. A read transaction
+// is REPEATABLE READ READ ONLY: one snapshot for the whole send.
+type Tx struct {
+	d     *DB
+	ctx   context.Context
+	tx    pgx.Tx
+	write bool
+	done  bool
+	// logs holds, per table id, what this transaction's ReadLog calls saw
+	// (see logState).
+	logs map[int64]*logState
+}
+
+var _ rowsync.Tx = (*Tx)(nil)
+
+// logState is what a write transaction remembers of a table's log. Log
+// IDs come from a sequence when a statement ends, and transactions commit
+// in any order, so an entry with a lower ID can become visible after
+// higher ones were read. DeleteLog(upTo, nil) therefore deletes only the
+// entries this transaction read (seen), never "everything <= upTo"; and
+// when a later page finds entries that were not visible before (in the
+// ID gaps of earlier pages), their keys are blocked: the rest of their
+// entries stay in the log for the next fold, which then reads them all in
+// order.
+type logState struct {
+	read    bool
+	seen    []int64         // IDs returned (or knowingly skipped) and not deleted yet
+	gaps    [][2]int64      // ID ranges below the last page that were not visible
+	blocked map[string]bool // keys with a late entry
+	floor   int64           // the highest ID read: entries above it are this transaction's own
+}
+
+// Begin implements rowsync.Database.
+func (d *DB) Begin(ctx context.Context, write bool) (rowsync.Tx, error) {
+	opts := pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
+	if write {
+		opts = pgx.TxOptions{IsoLevel: pgx.ReadCommitted}
+	}
+	tx, err := d.pool.BeginTx(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("begin on %s: %w", d.addr, err)
+	}
+	if write {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(`+lockKey+`)`, d.schema); err != nil {
+			tx.Rollback(context.Background())
+			return nil, fmt.Errorf("begin: take the writer lock of schema %q: %w", d.schema, err)
+		}
+	}
+	return &Tx{d: d, ctx: ctx, tx: tx, write: write, logs: map[int64]*logState{}}, nil
+}
+
+// Commit implements rowsync.Tx.
+func (t *Tx) Commit() error {
+	if t.done {
+		return fmt.Errorf("commit: %w", errTxDone)
+	}
+	t.done = true
+	if err := t.tx.Commit(t.ctx); err != nil {
+		t.tx.Rollback(context.Background())
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Rollback implements rowsync.Tx; it does nothing after Commit.
+func (t *Tx) Rollback() error {
+	if t.done {
+		return nil
+	}
+	t.done = true
+	err := t.tx.Rollback(context.Background())
+	if errors.Is(err, pgx.ErrTxClosed) {
+		return nil
+	}
+	return err
+}
+
+func (t *Tx) info(tb *rowsync.Table) (*tableInfo, error) {
+	return t.d.tableInfo(t.ctx, t.tx, tb)
+}
+
+// scanRow reads the current row of rows into dst via the columns' read
+// conversions; the first skip values are returned raw.
+func scanRow(rows pgx.Rows, cols []colInfo, dst []rowsync.Value, skip int) ([]any, error) {
+	raw, err := rows.Values()
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) != skip+len(cols) {
+		return nil, fmt.Errorf("read row: %d values, want %d", len(raw), skip+len(cols))
+	}
+	for i := range cols {
+		v, err := cols[i].toValue(raw[skip+i])
+		if err != nil {
+			return nil, err
+		}
+		dst[i] = v
+	}
+	return raw[:skip], nil
+}
+
+func (ti *tableInfo) keyCols(tb *rowsync.Table) []colInfo {
+	out := make([]colInfo, len(tb.Key))
+	for i, k := range tb.Key {
+		out[i] = ti.cols[k]
+	}
+	return out
+}
+
+// selectCols is the select list of all columns of the user table.
+func (ti *tableInfo) selectCols(prefix string) string {
+	parts := make([]string, len(ti.cols))
+	for i := range ti.cols {
+		parts[i] = ti.cols[i].readExpr(prefix + quote(ti.cols[i].name))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// keyArgs converts a key for the key's placeholders. A key value its
+// column cannot hold is a malformed key from a peer: no row can have it.
+func (ti *tableInfo) keyArgs(tb *rowsync.Table, key []rowsync.Value) ([]any, error) {
+	if len(key) != len(tb.Key) {
+		return nil, fmt.Errorf("%w: key of %d values for table %q with %d key columns", rowsync.ErrMalformed, len(key), tb.Name, len(tb.Key))
+	}
+	args := make([]any, len(key))
+	for i, k := range tb.Key {
+		a, err := ti.cols[k].arg(tb.Name, key[i])
+		if err != nil {
+			return nil, fmt.Errorf("%w: key %s: %v", rowsync.ErrMalformed, rowsync.FormatKey(key), err)
+		}
+		args[i] = a
+	}
+	return args, nil
+}
+
+// keyMatch is the WHERE condition on the key columns of the user table,
+// with placeholders from $first.
+func (ti *tableInfo) keyMatch(tb *rowsync.Table, prefix string, first int) string {
+	parts := make([]string, len(tb.Key))
+	for i, k := range tb.Key {
+		c := &ti.cols[k]
+		parts[i] = prefix + quote(c.name) + " = " + c.param(first+i)
+	}
+	return strings.Join(parts, " AND ")
+}
+
+// namedKeyMatch is the same for bookkeeping columns named by fn.
+func (ti *tableInfo) namedKeyMatch(tb *rowsync.Table, fn func(i int) string, first int) string {
+	parts := make([]string, len(tb.Key))
+	for i, k := range tb.Key {
+		parts[i] = fn(i) + " = " + ti.cols[k].param(first+i)
+	}
+	return strings.Join(parts, " AND ")
+}
+
+// wrap turns an error of a user-table write into a *rowsync.ConstraintError
+// when a value or a constraint caused it.
+func wrap(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ce *rowsync.ConstraintError
+	if errors.As(err, &ce) {
+		return err
+	}
+	if isConstraint(err) {
+		return &rowsync.ConstraintError{Err: fmt.Errorf("%s: %w", what, err)}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// guarded runs a statement that may fail on a value or a constraint inside
+// a savepoint, pipelined with it in one round trip, so that a failure
+// leaves the transaction usable.
+func (t *Tx) guarded(q string, args ...any) error {
+	b := &pgx.Batch{}
+	b.Queue(`SAVEPOINT _rowsync_w`)
+	b.Queue(q, args...)
+	b.Queue(`RELEASE SAVEPOINT _rowsync_w`)
+	br := t.tx.SendBatch(t.ctx, b)
+	_, err := br.Exec()
+	if err == nil {
+		_, err = br.Exec()
+		if err == nil {
+			_, err = br.Exec()
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		return nil
+	}
+	if _, rerr := t.tx.Exec(t.ctx, `ROLLBACK TO SAVEPOINT _rowsync_w; RELEASE SAVEPOINT _rowsync_w`); rerr != nil {
+		return fmt.Errorf("%w (and rolling back to the savepoint failed: %v)", err, rerr)
+	}
+	return err
+}
+
+// LoadState implements rowsync.Tx.
+func (t *Tx) LoadState() (rowsync.State, error) {
+	var st rowsync.State
+	rows, err := t.tx.Query(t.ctx, `SELECT key, value FROM _rowsync_state`)
+	if err != nil {
+		return st, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return st, err
+		}
+		switch k {
+		case "node_id":
+			st.NodeID = v
+		case "name":
+			st.Name = v
+		case "clock":
+			fmt.Sscan(v, &st.Clock)
+		case "seq":
+			fmt.Sscan(v, &st.Seq)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		if sqlState(err) == codeUndefinedTable {
+			return st, rowsync.ErrNotInitialized
+		}
+		return st, err
+	}
+	return st, nil
+}
+
+// SaveState implements rowsync.Tx.
+func (t *Tx) SaveState(st rowsync.State) error {
+	_, err := t.tx.Exec(t.ctx, `INSERT INTO _rowsync_state(key, value) VALUES ('node_id', $1), ('name', $2), ('clock', $3), ('seq', $4)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+		st.NodeID, st.Name, fmt.Sprint(st.Clock), fmt.Sprint(st.Seq))
+	if err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	return nil
+}
+
+// NodeIndex implements rowsync.Tx.
+func (t *Tx) NodeIndex(id string) (int64, error) {
+	var idx int64
+	err := t.tx.QueryRow(t.ctx, `SELECT idx FROM _rowsync_nodes WHERE id = $1`, id).Scan(&idx)
+	if err == nil {
+		return idx, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return 0, err
+	}
+	err = t.tx.QueryRow(t.ctx, `INSERT INTO _rowsync_nodes(id) VALUES ($1) RETURNING idx`, id).Scan(&idx)
+	return idx, err
+}
+
+// NodeIDs implements rowsync.Tx.
+func (t *Tx) NodeIDs() (map[int64]string, error) {
+	rows, err := t.tx.Query(t.ctx, `SELECT idx, id FROM _rowsync_nodes`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	m := map[int64]string{}
+	for rows.Next() {
+		var i int64
+		var id string
+		if err := rows.Scan(&i, &id); err != nil {
+			return nil, err
+		}
+		m[i] = id
+	}
+	return m, rows.Err()
+}
+
+func (t *Tx) logState(tb *rowsync.Table) *logState {
+	ls := t.logs[tb.ID]
+	if ls == nil {
+		ls = &logState{blocked: map[string]bool{}}
+		t.logs[tb.ID] = ls
+	}
+	return ls
+}
+
+// logKeyExprs selects the key columns of log entries.
+func logKeyExprs(ti *tableInfo, tb *rowsync.Table, prefix string) string {
+	parts := make([]string, len(tb.Key))
+	for i, k := range tb.Key {
+		parts[i] = ti.cols[k].readExpr(prefix + logCol(k))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// ReadLog implements rowsync.Tx.
+func (t *Tx) ReadLog(tb *rowsync.Table, after int64, limit int) ([]rowsync.LogEntry, error) {
+	ti, err := t.info(tb)
+	if err != nil {
+		return nil, err
+	}
+	ls := t.logState(tb)
+	if t.write {
+		if err := t.checkLate(tb, ti, ls, after); err != nil {
+			return nil, fmt.Errorf("read log of %q: %w", tb.Name, err)
+		}
+	}
+	nw := maskWords(len(tb.Columns))
+	masks := make([]string, nw)
+	for i := range masks {
+		masks[i] = fmt.Sprintf("coalesce(m%d, 0)", i)
+	}
+	exprs := make([]string, len(ti.cols))
+	for i := range ti.cols {
+		exprs[i] = ti.cols[i].readExpr(logCol(i))
+	}
+	q := fmt.Sprintf(`SELECT id, op, wall, %s, %s FROM %s WHERE id > $1 ORDER BY id LIMIT $2`,
+		strings.Join(masks, ", "), strings.Join(exprs, ", "), logName(tb.ID))
+	var out []rowsync.LogEntry
+	for {
+		rows, err := t.tx.Query(t.ctx, q, after, limit)
+		if err != nil {
+			return nil, fmt.Errorf("read log of %q: %w", tb.Name, err)
+		}
+		n := 0
+		prev := after
+		for rows.Next() {
+			n++
+			e := rowsync.LogEntry{Row: make([]rowsync.Value, len(tb.Columns)), Mask: make([]uint64, nw)}
+			raw, err := scanRow(rows, ti.cols, e.Row, 3+nw)
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read log of %q: %w", tb.Name, err)
+			}
+			e.ID = raw[0].(int64)
+			e.Op = rowsync.LogOp(raw[1].(int16))
+			e.Wall = raw[2].(int64)
+			for i := range e.Mask {
+				e.Mask[i] = uint64(raw[3+i].(int64))
+			}
+			if t.write {
+				if e.ID > prev+1 {
+					ls.gaps = append(ls.gaps, [2]int64{prev + 1, e.ID - 1})
+				}
+				prev = e.ID
+				ls.floor = max(ls.floor, e.ID)
+				key, _ := tb.SplitRow(e.Row)
+				if ls.blocked[string(rowsync.EncodeValues(key))] {
+					continue
+				}
+				ls.seen = append(ls.seen, e.ID)
+			}
+			out = append(out, e)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read log of %q: %w", tb.Name, err)
+		}
+		ls.read = true
+		// A page whose entries were all blocked: read on, so that the
+		// caller does not take an empty page for the end of the log.
+		if len(out) > 0 || n < limit {
+			return out, nil
+		}
+		after = prev
+	}
+}
+
+// checkLate runs before a page of the log is read in a write transaction.
+// On the first read of a table that starts after an ID, the entries up to
+// that ID visible now count as seen (the caller skips them knowingly).
+// On later reads, entries that became visible in the ID gaps of earlier
+// pages (transactions that committed late) block their keys.
+func (t *Tx) checkLate(tb *rowsync.Table, ti *tableInfo, ls *logState, after int64) error {
+	if !ls.read {
+		if after > 0 {
+			rows, err := t.tx.Query(t.ctx, fmt.Sprintf(`SELECT id FROM %s WHERE id <= $1`, logName(tb.ID)), after)
+			if err != nil {
+				return err
+			}
+			ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+			if err != nil {
+				return err
+			}
+			ls.seen = append(ls.seen, ids...)
+			ls.floor = max(ls.floor, after)
+		}
+		return nil
+	}
+	if len(ls.gaps) == 0 {
+		return nil
+	}
+	lo, hi := make([]int64, len(ls.gaps)), make([]int64, len(ls.gaps))
+	for i, g := range ls.gaps {
+		lo[i], hi[i] = g[0], g[1]
+	}
+	rows, err := t.tx.Query(t.ctx, fmt.Sprintf(`SELECT %s FROM %s AS l JOIN unnest($1::int8[], $2::int8[]) AS g(lo, hi)
+		ON l.id BETWEEN g.lo AND g.hi`, logKeyExprs(ti, tb, "l."), logName(tb.ID)), lo, hi)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	kc := ti.keyCols(tb)
+	for rows.Next() {
+		key := make([]rowsync.Value, len(kc))
+		if _, err := scanRow(rows, kc, key, 0); err != nil {
+			return err
+		}
+		ls.blocked[string(rowsync.EncodeValues(key))] = true
+	}
+	return rows.Err()
+}
+
+// NextLogOp implements rowsync.Tx.
+func (t *Tx) NextLogOp(tb *rowsync.Table, after int64, key []rowsync.Value) (rowsync.LogOp, bool, error) {
+	ti, err := t.info(tb)
+	if err != nil {
+		return 0, false, err
+	}
+	args, err := ti.keyArgs(tb, key)
+	if err != nil {
+		return 0, false, err
+	}
+	q := fmt.Sprintf(`SELECT op FROM %s WHERE id > $1 AND %s ORDER BY id LIMIT 1`, logName(tb.ID),
+		ti.namedKeyMatch(tb, func(i int) string { return logCol(tb.Key[i]) }, 2))
+	var op int16
+	err = t.tx.QueryRow(t.ctx, q, append([]any{after}, args...)...).Scan(&op)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("read log of %q: %w", tb.Name, err)
+	}
+	return rowsync.LogOp(op), true, nil
+}
+
+// DeleteLog implements rowsync.Tx. With ids nil it deletes the entries
+// with ID <= upTo that this transaction's ReadLog returned (see logState);
+// for a table this transaction never read, every entry <= upTo.
+func (t *Tx) DeleteLog(tb *rowsync.Table, upTo int64, ids []int64) error {
+	ls := t.logState(tb)
+	if ids == nil && !ls.read {
+		if _, err := t.tx.Exec(t.ctx, fmt.Sprintf(`DELETE FROM %s WHERE id <= $1`, logName(tb.ID)), upTo); err != nil {
+			return fmt.Errorf("delete log of %q: %w", tb.Name, err)
+		}
+		return nil
+	}
+	del := ids
+	if ids == nil {
+		del = nil
+		for _, id := range ls.seen {
+			if id <= upTo {
+				del = append(del, id)
+			}
+		}
+	}
+	if len(del) == 0 {
+		return nil
+	}
+	if _, err := t.tx.Exec(t.ctx, fmt.Sprintf(`DELETE FROM %s WHERE id = ANY($1)`, logName(tb.ID)), del); err != nil {
+		return fmt.Errorf("delete log of %q: %w", tb.Name, err)
+	}
+	gone := make(map[int64]bool, len(del))
+	for _, id := range del {
+		gone[id] = true
+	}
+	ls.seen = slices.DeleteFunc(ls.seen, func(id int64) bool { return gone[id] })
+	return nil
+}
+
+// LogCount implements rowsync.Tx.
+func (t *Tx) LogCount(tb *rowsync.Table) (int64, error) {
+	var n int64
+	err := t.tx.QueryRow(t.ctx, fmt.Sprintf(`SELECT count(*) FROM %s`, logName(tb.ID))).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count log of %q: %w", tb.Name, err)
+	}
+	return n, nil
+}
+
+// GetShadow implements rowsync.Tx.
+func (t *Tx) GetShadow(tb *rowsync.Table, key []rowsync.Value) (*rowsync.Shadow, error) {
+	ti, err := t.info(tb)
+	if err != nil {
+		return nil, err
+	}
+	args, err := ti.keyArgs(tb, key)
+	if err != nil {
+		return nil, err
+	}
+	q := fmt.Sprintf(`SELECT seq, del, src, meta, dead FROM %s WHERE %s`, shadowName(tb.ID), ti.namedKeyMatch(tb, keyCol, 1))
+	sh := &rowsync.Shadow{Key: key}
+	err = t.tx.QueryRow(t.ctx, q, args...).Scan(&sh.Seq, &sh.Deleted, &sh.Src, &sh.Meta, &sh.Dead)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read bookkeeping of %q key %s: %w", tb.Name, rowsync.FormatKey(key), err)
+	}
+	return sh, nil
+}
+
+// PutShadow implements rowsync.Tx.
+func (t *Tx) PutShadow(tb *rowsync.Table, sh *rowsync.Shadow) error {
+	ti, err := t.info(tb)
+	if err != nil {
+		return err
+	}
+	args, err := ti.keyArgs(tb, sh.Key)
+	if err != nil {
+		return err
+	}
+	cols := make([]string, 0, len(tb.Key)+5)
+	marks := make([]string, 0, len(tb.Key)+5)
+	for i, k := range tb.Key {
+		cols = append(cols, keyCol(i))
+		marks = append(marks, ti.cols[k].param(i+1))
+	}
+	n := len(tb.Key)
+	cols = append(cols, "seq", "del", "src", "meta", "dead")
+	marks = append(marks, fmt.Sprintf("$%d", n+1), fmt.Sprintf("$%d", n+2), fmt.Sprintf("$%d", n+3), fmt.Sprintf("$%d", n+4), fmt.Sprintf("$%d", n+5))
+	q := fmt.Sprintf(`INSERT INTO %s(%s) VALUES (%s) ON CONFLICT (%s) DO UPDATE SET seq = excluded.seq, del = excluded.del,
+		src = excluded.src, meta = excluded.meta, dead = excluded.dead`,
+		shadowName(tb.ID), strings.Join(cols, ", "), strings.Join(marks, ", "), strings.Join(cols[:n], ", "))
+	meta := sh.Meta
+	if meta == nil {
+		meta = []byte{}
+	}
+	args = append(args, sh.Seq, sh.Deleted, sh.Src, meta, sh.Dead)
+	if _, err := t.tx.Exec(t.ctx, q, args...); err != nil {
+		return fmt.Errorf("write bookkeeping of %q: %w", tb.Name, err)
+	}
+	return nil
+}
+
+// Changes implements rowsync.Tx.
+func (t *Tx) Changes(tb *rowsync.Table, kind rowsync.ChangeKind, after, upTo, excludeSrc int64, limit int) ([]rowsync.StoredChange, error) {
+	ti, err := t.info(tb)
+	if err != nil {
+		return nil, err
+	}
+	kc := ti.keyCols(tb)
+	keys := make([]string, len(kc))
+	for i := range kc {
+		keys[i] = kc[i].readExpr("s." + keyCol(i))
+	}
+	var q string
+	if kind == rowsync.KindLive {
+		var on []string
+		for i, k := range tb.Key {
+			on = append(on, fmt.Sprintf("b.%s = s.%s", quote(tb.Columns[k].Name), keyCol(i)))
+		}
+		q = fmt.Sprintf(`SELECT s.seq, s.src, s.meta, %s, %s FROM %s AS s JOIN %s AS b ON %s
+			WHERE NOT s.del AND s.seq > $1 AND s.seq <= $2 AND s.src <> $3 ORDER BY s.seq LIMIT $4`,
+			strings.Join(keys, ", "), ti.selectCols("b."), shadowName(tb.ID), ti.qname, strings.Join(on, " AND "))
+	} else {
+		q = fmt.Sprintf(`SELECT s.seq, s.src, s.meta, s.dead, %s FROM %s AS s
+			WHERE s.del AND s.seq > $1 AND s.seq <= $2 AND s.src <> $3 ORDER BY s.seq LIMIT $4`,
+			strings.Join(keys, ", "), shadowName(tb.ID))
+	}
+	if excludeSrc == 0 {
+		excludeSrc = -1
+	}
+	rows, err := t.tx.Query(t.ctx, q, after, upTo, excludeSrc, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read changes of %q: %w", tb.Name, err)
+	}
+	defer rows.Close()
+	var out []rowsync.StoredChange
+	for rows.Next() {
+		var c rowsync.StoredChange
+		c.Deleted = kind == rowsync.KindDead
+		c.Key = make([]rowsync.Value, len(kc))
+		if kind == rowsync.KindLive {
+			all := append(slices.Clone(kc), ti.cols...)
+			vals := make([]rowsync.Value, len(all))
+			raw, err := scanRow(rows, all, vals, 3)
+			if err != nil {
+				return nil, fmt.Errorf("read changes of %q: %w", tb.Name, err)
+			}
+			c.Seq, c.Src, c.Meta = raw[0].(int64), raw[1].(int64), raw[2].([]byte)
+			c.Key, c.Row = vals[:len(kc)], vals[len(kc):]
+		} else {
+			raw, err := scanRow(rows, kc, c.Key, 4)
+			if err != nil {
+				return nil, fmt.Errorf("read changes of %q: %w", tb.Name, err)
+			}
+			c.Seq, c.Src, c.Meta = raw[0].(int64), raw[1].(int64), raw[2].([]byte)
+			if raw[3] != nil {
+				c.Dead = raw[3].([]byte)
+			}
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read changes of %q: %w", tb.Name, err)
+	}
+	return out, nil
+}
+
+// CountChanges implements rowsync.Tx.
+func (t *Tx) CountChanges(tb *rowsync.Table, after int64) (int64, error) {
+	var n int64
+	err := t.tx.QueryRow(t.ctx, fmt.Sprintf(`SELECT count(*) FROM %s WHERE seq > $1`, shadowName(tb.ID)), after).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count changes of %q: %w", tb.Name, err)
+	}
+	return n, nil
+}
+
+// GetRow implements rowsync.Tx.
+func (t *Tx) GetRow(tb *rowsync.Table, key []rowsync.Value) ([]rowsync.Value, bool, error) {
+	ti, err := t.info(tb)
+	if err != nil {
+		return nil, false, err
+	}
+	args, err := ti.keyArgs(tb, key)
+	if err != nil {
+		return nil, false, err
+	}
+	q := fmt.Sprintf(`SELECT %s FROM %s WHERE %s`, ti.selectCols(""), ti.qname, ti.keyMatch(tb, "", 1))
+	rows, err := t.tx.Query(t.ctx, q, args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("read row of %q: %w", tb.Name, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, false, fmt.Errorf("read row of %q key %s: %w", tb.Name, rowsync.FormatKey(key), err)
+		}
+		return nil, false, nil
+	}
+	row := make([]rowsync.Value, len(tb.Columns))
+	if _, err := scanRow(rows, ti.cols, row, 0); err != nil {
+		return nil, false, fmt.Errorf("read row of %q: %w", tb.Name, err)
+	}
+	return row, true, nil
+}
+
+// InsertRow implements rowsync.Tx. OVERRIDING SYSTEM VALUE lets the row
+// keep its key in a GENERATED ALWAYS identity column: the key came from
+// the node that created the row.
+func (t *Tx) InsertRow(tb *rowsync.Table, row []rowsync.Value) error {
+	ti, err := t.info(tb)
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(ti.cols))
+	marks := make([]string, len(ti.cols))
+	args := make([]any, len(ti.cols))
+	for i := range ti.cols {
+		c := &ti.cols[i]
+		names[i] = quote(c.name)
+		marks[i] = c.param(i + 1)
+		if args[i], err = c.arg(tb.Name, row[i]); err != nil {
+			return err
+		}
+	}
+	q := fmt.Sprintf(`INSERT INTO %s(%s) OVERRIDING SYSTEM VALUE VALUES (%s)`, ti.qname, strings.Join(names, ", "), strings.Join(marks, ", "))
+	return wrap(fmt.Sprintf("insert into %q", tb.Name), t.guarded(q, args...))
+}
+
+// UpdateRow implements rowsync.Tx.
+func (t *Tx) UpdateRow(tb *rowsync.Table, key []rowsync.Value, cols []int, vals []rowsync.Value) error {
+	ti, err := t.info(tb)
+	if err != nil {
+		return err
+	}
+	sets := make([]string, len(cols))
+	args := make([]any, 0, len(cols)+len(key))
+	for i, ci := range cols {
+		c := &ti.cols[ci]
+		sets[i] = quote(c.name) + " = " + c.param(i+1)
+		a, err := c.arg(tb.Name, vals[i])
+		if err != nil {
+			return err
+		}
+		args = append(args, a)
+	}
+	kargs, err := ti.keyArgs(tb, key)
+	if err != nil {
+		return err
+	}
+	args = append(args, kargs...)
+	q := fmt.Sprintf(`UPDATE %s SET %s WHERE %s`, ti.qname, strings.Join(sets, ", "), ti.keyMatch(tb, "", len(cols)+1))
+	return wrap(fmt.Sprintf("update %q", tb.Name), t.guarded(q, args...))
+}
+
+// DeleteRow implements rowsync.Tx.
+func (t *Tx) DeleteRow(tb *rowsync.Table, key []rowsync.Value) error {
+	ti, err := t.info(tb)
+	if err != nil {
+		return err
+	}
+	args, err := ti.keyArgs(tb, key)
+	if err != nil {
+		return err
+	}
+	q := fmt.Sprintf(`DELETE FROM %s WHERE %s`, ti.qname, ti.keyMatch(tb, "", 1))
+	return wrap(fmt.Sprintf("delete from %q", tb.Name), t.guarded(q, args...))
+}
+
+// ScanRows implements rowsync.Tx.
+func (t *Tx) ScanRows(tb *rowsync.Table, fn func([]rowsync.Value) error) error {
+	ti, err := t.info(tb)
+	if err != nil {
+		return err
+	}
+	rows, err := t.tx.Query(t.ctx, fmt.Sprintf(`SELECT %s FROM %s`, ti.selectCols(""), ti.qname))
+	if err != nil {
+		return fmt.Errorf("scan %q: %w", tb.Name, err)
+	}
+	defer rows.Close()
+	row := make([]rowsync.Value, len(tb.Columns))
+	for rows.Next() {
+		if _, err := scanRow(rows, ti.cols, row, 0); err != nil {
+			return fmt.Errorf("scan %q: %w", tb.Name, err)
+		}
+		if err := fn(row); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("scan %q: %w", tb.Name, err)
+	}
+	return nil
+}
+
+// BeginApply implements rowsync.Tx: from now until EndApply, the capture
+// triggers mark what they log in this transaction as echo.
+func (t *Tx) BeginApply() error {
+	_, err := t.tx.Exec(t.ctx, `SELECT set_config('rowsync.applying', 'on', true)`)
+	return err
+}
+
+// EndApply implements rowsync.Tx: it turns the echo marking off and
+// deletes the echo-marked entries of the keys the engine wrote. Echo-marked
+// entries of other keys (cascades, the application's triggers fired by
+// the engine's writes) stay as local writes. Only entries above what this
+// transaction's fold read are considered: they are this transaction's own.
+func (t *Tx) EndApply(applied map[*rowsync.Table][][]rowsync.Value) error {
+	if _, err := t.tx.Exec(t.ctx, `SELECT set_config('rowsync.applying', 'off', true)`); err != nil {
+		return err
+	}
+	for tb, keys := range applied {
+		if len(keys) == 0 {
+			continue
+		}
+		ti, err := t.info(tb)
+		if err != nil {
+			return err
+		}
+		arrays := make([]any, len(tb.Key))
+		cols := make([]string, len(tb.Key))
+		conds := make([]string, len(tb.Key))
+		for i, k := range tb.Key {
+			c := &ti.cols[k]
+			if c.read == readBytes {
+				arrays[i] = make([][]byte, 0, len(keys))
+			} else {
+				arrays[i] = make([]*string, 0, len(keys))
+			}
+			cols[i] = keyCol(i)
+			conds[i] = fmt.Sprintf("l.%s = %s", logCol(k), c.castElem("a."+keyCol(i)))
+		}
+		for _, key := range keys {
+			args, err := ti.keyArgs(tb, key)
+			if err != nil {
+				continue // no row can have such a key, so nothing echoed it
+			}
+			for i, a := range args {
+				switch arr := arrays[i].(type) {
+				case [][]byte:
+					b, _ := a.([]byte)
+					arrays[i] = append(arr, b)
+				case []*string:
+					var sp *string
+					if s, ok := a.(string); ok {
+						sp = &s
+					}
+					arrays[i] = append(arr, sp)
+				}
+			}
+		}
+		unnest := make([]string, len(tb.Key))
+		for i, k := range tb.Key {
+			unnest[i] = fmt.Sprintf("$%d::%s", i+2, ti.cols[k].arrayType())
+		}
+		q := fmt.Sprintf(`DELETE FROM %s AS l USING unnest(%s) AS a(%s) WHERE l.echo AND l.id > $1 AND %s`,
+			logName(tb.ID), strings.Join(unnest, ", "), strings.Join(cols, ", "), strings.Join(conds, " AND "))
+		if _, err := t.tx.Exec(t.ctx, q, append([]any{t.logState(tb).floor}, arrays...)...); err != nil {
+			return fmt.Errorf("drop echo of applied rows of %q: %w", tb.Name, err)
+		}
+	}
+	return nil
+}
+
+// Cursors implements rowsync.Tx.
+func (t *Tx) Cursors(peer string) ([]rowsync.Cursor, error) {
+	rows, err := t.tx.Query(t.ctx, `SELECT tbl, kind, seq FROM _rowsync_cursors WHERE peer = $1 ORDER BY tbl, kind`, peer)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []rowsync.Cursor{}
+	for rows.Next() {
+		var c rowsync.Cursor
+		var kind int32
+		if err := rows.Scan(&c.Table, &kind, &c.Seq); err != nil {
+			return nil, err
+		}
+		c.Kind = rowsync.ChangeKind(kind)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// SetCursor implements rowsync.Tx.
+func (t *Tx) SetCursor(peer string, c rowsync.Cursor) error {
+	_, err := t.tx.Exec(t.ctx, `INSERT INTO _rowsync_cursors(peer, tbl, kind, seq) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (peer, tbl, kind) DO UPDATE SET seq = excluded.seq`, peer, c.Table, int32(c.Kind), c.Seq)
+	return err
+}
+
+const peerCols = `id, name, url, last_sync, sync_count, rows_in, rows_out, acked_seq, last_error`
+
+func scanPeer(sc pgx.Row) (*rowsync.PeerRecord, error) {
+	var p rowsync.PeerRecord
+	var last int64
+	if err := sc.Scan(&p.ID, &p.Name, &p.URL, &last, &p.SyncCount, &p.RowsIn, &p.RowsOut, &p.AckedSeq, &p.LastError); err != nil {
+		return nil, err
+	}
+	if last != 0 {
+		p.LastSync = time.UnixMilli(last).UTC()
+	}
+	return &p, nil
+}
+
+// GetPeer implements rowsync.Tx.
+func (t *Tx) GetPeer(id string) (*rowsync.PeerRecord, error) {
+	p, err := scanPeer(t.tx.QueryRow(t.ctx, `SELECT `+peerCols+` FROM _rowsync_peers WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	return p, err
+}
+
+// PutPeer implements rowsync.Tx.
+func (t *Tx) PutPeer(p *rowsync.PeerRecord) error {
+	var last int64
+	if !p.LastSync.IsZero() {
+		last = p.LastSync.UnixMilli()
+	}
+	_, err := t.tx.Exec(t.ctx, `INSERT INTO _rowsync_peers(`+peerCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (id) DO UPDATE SET name = excluded.name, url = excluded.url, last_sync = excluded.last_sync,
+		sync_count = excluded.sync_count, rows_in = excluded.rows_in, rows_out = excluded.rows_out,
+		acked_seq = excluded.acked_seq, last_error = excluded.last_error`,
+		p.ID, text(p.Name), text(p.URL), last, p.SyncCount, p.RowsIn, p.RowsOut, p.AckedSeq, text(p.LastError))
+	return err
+}
+
+// Peers implements rowsync.Tx.
+func (t *Tx) Peers() ([]rowsync.PeerRecord, error) {
+	rows, err := t.tx.Query(t.ctx, `SELECT `+peerCols+` FROM _rowsync_peers ORDER BY name, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []rowsync.PeerRecord
+	for rows.Next() {
+		p, err := scanPeer(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *p)
+	}
+	return out, rows.Err()
+}
+
+// text makes a message storable in a text column: PostgreSQL text holds
+// neither NUL bytes nor invalid UTF-8, and an error message may quote a
+// value that has them.
+func text(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", `\x00`)
+}
+
+func encodeValue(v rowsync.Value) []byte { return rowsync.EncodeValues([]rowsync.Value{v}) }
+
+func decodeValue(b []byte) rowsync.Value {
+	vs, err := rowsync.DecodeValues(b)
+	if err != nil || len(vs) != 1 {
+		return rowsync.Value{}
+	}
+	return vs[0]
+}
+
+// AddConflict implements rowsync.Tx.
+func (t *Tx) AddConflict(c *rowsync.Conflict) (bool, error) {
+	tag, err := t.tx.Exec(t.ctx, `INSERT INTO _rowsync_conflicts(at, tbl, pk, col, kind, winner, winner_hlc, winner_node,
+		loser, loser_hlc, loser_node, peer, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+		ON CONFLICT DO NOTHING`,
+		c.At.UnixMilli(), c.Table, rowsync.EncodeValues(c.Key), c.Column, c.Kind, encodeValue(c.Winner), c.WinnerV.HLC, c.WinnerV.Node,
+		encodeValue(c.Loser), c.LoserV.HLC, c.LoserV.Node, c.Peer, text(c.Detail))
+	if err != nil {
+		return false, fmt.Errorf("record conflict: %w", err)
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
+// Conflicts implements rowsync.Tx.
+func (t *Tx) Conflicts() ([]rowsync.Conflict, error) {
+	rows, err := t.tx.Query(t.ctx, `SELECT id, at, tbl, pk, col, kind, winner, winner_hlc, winner_node, loser, loser_hlc, loser_node,
+		peer, detail, resolved FROM _rowsync_conflicts ORDER BY id DESC`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []rowsync.Conflict
+	for rows.Next() {
+		var c rowsync.Conflict
+		var at int64
+		var pk, w, l []byte
+		if err := rows.Scan(&c.ID, &at, &c.Table, &pk, &c.Column, &c.Kind, &w, &c.WinnerV.HLC, &c.WinnerV.Node,
+			&l, &c.LoserV.HLC, &c.LoserV.Node, &c.Peer, &c.Detail, &c.Resolved); err != nil {
+			return nil, err
+		}
+		c.At = time.UnixMilli(at).UTC()
+		c.Key, _ = rowsync.DecodeValues(pk)
+		c.Winner, c.Loser = decodeValue(w), decodeValue(l)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// ResolveConflicts implements rowsync.Tx.
+func (t *Tx) ResolveConflicts(table string, key []rowsync.Value) error {
+	_, err := t.tx.Exec(t.ctx, `UPDATE _rowsync_conflicts SET resolved = true WHERE tbl = $1 AND pk = $2 AND kind = $3`,
+		table, rowsync.EncodeValues(key), rowsync.ConflictConstraint)
+	return err
+}
+
+// PutHeld implements rowsync.Tx.
+func (t *Tx) PutHeld(h *rowsync.Held) error {
+	_, err := t.tx.Exec(t.ctx, `INSERT INTO _rowsync_held(tbl, pk, peer, change, error, at) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (tbl, pk, peer) DO UPDATE SET change = excluded.change, error = excluded.error, at = excluded.at`,
+		h.Table, rowsync.EncodeValues(h.Key), h.Peer, h.Change, text(h.Error), h.At.UnixMilli())
+	return err
+}
+
+// HeldChanges implements rowsync.Tx.
+func (t *Tx) HeldChanges() ([]rowsync.Held, error) {
+	rows, err := t.tx.Query(t.ctx, `SELECT id, tbl, pk, peer, change, error, at FROM _rowsync_held ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []rowsync.Held
+	for rows.Next() {
+		var h rowsync.Held
+		var pk []byte
+		var at int64
+		if err := rows.Scan(&h.ID, &h.Table, &pk, &h.Peer, &h.Change, &h.Error, &at); err != nil {
+			return nil, err
+		}
+		h.Key, _ = rowsync.DecodeValues(pk)
+		h.At = time.UnixMilli(at).UTC()
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+// DeleteHeld implements rowsync.Tx.
+func (t *Tx) DeleteHeld(id int64) error {
+	_, err := t.tx.Exec(t.ctx, `DELETE FROM _rowsync_held WHERE id = $1`, id)
+	return err
+}
+
+// Savepoint implements rowsync.Tx.
+func (t *Tx) Savepoint(name string) error {
+	_, err := t.tx.Exec(t.ctx, "SAVEPOINT "+quote(name))
+	return err
+}
+
+// RollbackTo implements rowsync.Tx.
+func (t *Tx) RollbackTo(name string) error {
+	_, err := t.tx.Exec(t.ctx, "ROLLBACK TO SAVEPOINT "+quote(name))
+	return err
+}
+
+// Release implements rowsync.Tx.
+func (t *Tx) Release(name string) error {
+	_, err := t.tx.Exec(t.ctx, "RELEASE SAVEPOINT "+quote(name))
+	return err
+}

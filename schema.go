@@ -248,6 +248,10 @@ func ClassOfSQLiteType(decl string) TypeClass {
 		return ClassDateTime
 	case strings.Contains(u, "JSON"):
 		return ClassJSON
+	case strings.Contains(u, "DECIMAL") || strings.Contains(u, "NUMERIC"):
+		// Also "DECIMAL TEXT": SQLite gives it TEXT affinity, so exact
+		// decimals of any length are stored as written.
+		return ClassDecimal
 	case strings.Contains(u, "CHAR") || strings.Contains(u, "CLOB") || strings.Contains(u, "TEXT") || strings.Contains(u, "UUID"):
 		return ClassText
 	case u == "" || strings.Contains(u, "BLOB"):

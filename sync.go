@@ -501,7 +501,12 @@ func (b *batch) commitRow(w *rowWrite, bulk bool) error {
 	} else if err := b.tx.PutShadow(w.t, w.shadow); err != nil {
 		return err
 	}
-	b.applied[w.t] = append(b.applied[w.t], w.in.Key)
+	if w.op != 0 {
+		// Only rows written to the table can have echoes; a row whose
+		// versions alone changed must not be named, or a cascade that hits
+		// it in this batch would be taken for an echo.
+		b.applied[w.t] = append(b.applied[w.t], w.in.Key)
+	}
 	b.res.Changed++
 	return b.addConflicts(w.conflicts)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rowsync/rowsync"
+	"github.com/rowsync/rowsync/engines"
 	rshttp "github.com/rowsync/rowsync/http"
 	"github.com/spf13/cobra"
 )
@@ -15,13 +16,20 @@ import (
 func (a *app) initCmd() *cobra.Command {
 	var db, tables, name string
 	var all bool
+	var idRange int64
 	c := &cobra.Command{
-		Use:   "init --db DB [--tables a,b | --all] [--name NAME]",
+		Use:   "init --db DB [--tables a,b | --all] [--name NAME] [--id-range START]",
 		Short: "Install change tracking on a database (idempotent)",
 		Long: `Install rowsync's bookkeeping and change-capture triggers on the listed
 tables. Re-running is safe and adds newly listed tables. Rows already in a
 table become tracked with an initial version. Every tracked table needs a
-primary key. A new SQLite file is created if it does not exist.`,
+primary key. A new SQLite file is created if it does not exist.
+
+--id-range START moves the id generator of every tracked table (PostgreSQL
+sequences and identity columns, MySQL/MariaDB AUTO_INCREMENT) to START, so
+that rows this node creates get ids from its own block and never collide
+with another node's: give each node a block of its own (node 1: 1000000000,
+node 2: 2000000000, ...). Generators are never moved backwards.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := needDB(db); err != nil {
@@ -50,6 +58,22 @@ primary key. A new SQLite file is created if it does not exist.`,
 				names = append(names, t.Name)
 			}
 			fmt.Fprintf(a.stdout, "initialized node %s (id %s) on %s\ntracking %d tables: %s\n", n.Name(), n.ID(), d.Address(), len(names), strings.Join(names, ", "))
+			if cmd.Flags().Changed("id-range") {
+				r, ok := d.(engines.IDRanger)
+				if !ok {
+					return fmt.Errorf("init %s: --id-range: this engine has no id generators to move; SQLite assigns max(id)+1, so give each node's application its own id block instead (see docs/OPERATIONS.md)", db)
+				}
+				moved, err := r.SetIDRange(cmd.Context(), idRange)
+				if err != nil {
+					return fmt.Errorf("init %s: --id-range: %w", db, err)
+				}
+				for _, m := range moved {
+					fmt.Fprintf(a.stdout, "id range: %s\n", m)
+				}
+				if len(moved) == 0 {
+					fmt.Fprintf(a.stdout, "id range: every id generator was already at or past %d\n", idRange)
+				}
+			}
 			return nil
 		},
 	}
@@ -57,6 +81,7 @@ primary key. A new SQLite file is created if it does not exist.`,
 	c.Flags().StringVar(&tables, "tables", "", "comma-separated tables to track")
 	c.Flags().BoolVar(&all, "all", false, "track every table")
 	c.Flags().StringVar(&name, "name", "", "this node's name (kept if already set)")
+	c.Flags().Int64Var(&idRange, "id-range", 0, "move every tracked table's id generator to START (PostgreSQL, MySQL)")
 	return c
 }
 

@@ -11,10 +11,11 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/rowsync/rowsync"
+	"github.com/rowsync/rowsync/engines"
 	rshttp "github.com/rowsync/rowsync/http"
-	"github.com/rowsync/rowsync/sqlite"
 	"github.com/spf13/cobra"
 )
 
@@ -103,29 +104,12 @@ func needDB(addr string) error {
 
 // openDatabase opens a database address.
 func openDatabase(addr string, create bool) (rowsync.Database, error) {
-	switch {
-	case strings.HasPrefix(addr, "postgres://"), strings.HasPrefix(addr, "postgresql://"):
-		return nil, fmt.Errorf("database %s: PostgreSQL is not supported by this build yet", redact(addr))
-	case strings.HasPrefix(addr, "mysql://"):
-		return nil, fmt.Errorf("database %s: MySQL/MariaDB is not supported by this build yet", redact(addr))
-	case strings.HasPrefix(addr, "http://"), strings.HasPrefix(addr, "https://"):
-		return nil, fmt.Errorf("%s is a server URL, not a database address", addr)
-	}
-	path := strings.TrimPrefix(addr, "sqlite:")
-	if path == "" {
-		return nil, errors.New("empty SQLite path")
-	}
-	return sqlite.Open(path, create)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return engines.Open(ctx, addr, create)
 }
 
-func redact(addr string) string {
-	if i := strings.Index(addr, "@"); i > 0 {
-		if j := strings.Index(addr, "://"); j > 0 && j < i {
-			return addr[:j+3] + "…@" + addr[i+1:]
-		}
-	}
-	return addr
-}
+func redact(addr string) string { return engines.Redact(addr) }
 
 // openNode opens an initialized node.
 func (a *app) openNode(ctx context.Context, addr string) (*rowsync.Node, error) {

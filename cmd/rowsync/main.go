@@ -109,7 +109,6 @@ func openDatabase(addr string, create bool) (rowsync.Database, error) {
 	return engines.Open(ctx, addr, create)
 }
 
-func redact(addr string) string { return engines.Redact(addr) }
 
 // openNode opens an initialized node.
 func (a *app) openNode(ctx context.Context, addr string) (*rowsync.Node, error) {

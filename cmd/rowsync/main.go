@@ -109,7 +109,6 @@ func openDatabase(addr string, create bool) (rowsync.Database, error) {
 	return engines.Open(ctx, addr, create)
 }
 
-
 // openNode opens an initialized node.
 func (a *app) openNode(ctx context.Context, addr string) (*rowsync.Node, error) {
 	db, err := openDatabase(addr, false)

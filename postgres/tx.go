@@ -189,21 +189,34 @@ func wrap(what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
+// stmt is one statement of a guarded batch.
+type stmt struct {
+	q    string
+	args []any
+}
+
 // guarded runs a statement that may fail on a value or a constraint inside
 // a savepoint, pipelined with it in one round trip, so that a failure
 // leaves the transaction usable.
 func (t *Tx) guarded(q string, args ...any) error {
+	return t.guardedAll([]stmt{{q, args}})
+}
+
+// guardedAll runs statements inside one savepoint, pipelined with it in
+// one round trip (pgx Batch: SAVEPOINT, the statements, RELEASE). If one
+// fails, a second round trip rolls back to the savepoint: none of them
+// has an effect, and the transaction stays usable.
+func (t *Tx) guardedAll(stmts []stmt) error {
 	b := &pgx.Batch{}
 	b.Queue(`SAVEPOINT _rowsync_w`)
-	b.Queue(q, args...)
+	for _, st := range stmts {
+		b.Queue(st.q, st.args...)
+	}
 	b.Queue(`RELEASE SAVEPOINT _rowsync_w`)
 	br := t.tx.SendBatch(t.ctx, b)
-	_, err := br.Exec()
-	if err == nil {
+	var err error
+	for i := 0; i < b.Len() && err == nil; i++ {
 		_, err = br.Exec()
-		if err == nil {
-			_, err = br.Exec()
-		}
 	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
@@ -660,23 +673,56 @@ func (t *Tx) GetRow(tb *rowsync.Table, key []rowsync.Value) ([]rowsync.Value, bo
 // keep its key in a GENERATED ALWAYS identity column: the key came from
 // the node that created the row.
 func (t *Tx) InsertRow(tb *rowsync.Table, row []rowsync.Value) error {
+	return t.insert(tb, [][]rowsync.Value{row})
+}
+
+// maxParams is the most bind parameters one PostgreSQL statement takes.
+const maxParams = 65535
+
+// insert inserts rows (all columns each) with as few INSERT statements as
+// the parameter limit allows (one for the engine's chunks), all inside
+// one savepoint: all or none. A value a column cannot hold is refused
+// before anything is sent.
+func (t *Tx) insert(tb *rowsync.Table, rows [][]rowsync.Value) error {
 	ti, err := t.info(tb)
 	if err != nil {
 		return err
 	}
 	names := make([]string, len(ti.cols))
-	marks := make([]string, len(ti.cols))
-	args := make([]any, len(ti.cols))
 	for i := range ti.cols {
-		c := &ti.cols[i]
-		names[i] = quote(c.name)
-		marks[i] = c.param(i + 1)
-		if args[i], err = c.arg(tb.Name, row[i]); err != nil {
-			return err
-		}
+		names[i] = quote(ti.cols[i].name)
 	}
-	q := fmt.Sprintf(`INSERT INTO %s(%s) OVERRIDING SYSTEM VALUE VALUES (%s)`, ti.qname, strings.Join(names, ", "), strings.Join(marks, ", "))
-	return wrap(fmt.Sprintf("insert into %q", tb.Name), t.guarded(q, args...))
+	head := fmt.Sprintf(`INSERT INTO %s(%s) OVERRIDING SYSTEM VALUE VALUES `, ti.qname, strings.Join(names, ", "))
+	per := max(1, maxParams/max(1, len(ti.cols)))
+	var stmts []stmt
+	for len(rows) > 0 {
+		part := rows[:min(per, len(rows))]
+		rows = rows[len(part):]
+		var q strings.Builder
+		q.WriteString(head)
+		args := make([]any, 0, len(part)*len(ti.cols))
+		marks := make([]string, len(ti.cols))
+		for r, row := range part {
+			if len(row) != len(ti.cols) {
+				return fmt.Errorf("insert into %q: row of %d values for %d columns", tb.Name, len(row), len(ti.cols))
+			}
+			for i := range ti.cols {
+				c := &ti.cols[i]
+				a, err := c.arg(tb.Name, row[i])
+				if err != nil {
+					return err
+				}
+				args = append(args, a)
+				marks[i] = c.param(len(args))
+			}
+			if r > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(" + strings.Join(marks, ", ") + ")")
+		}
+		stmts = append(stmts, stmt{q.String(), args})
+	}
+	return wrap(fmt.Sprintf("insert into %q", tb.Name), t.guardedAll(stmts))
 }
 
 // UpdateRow implements rowsync.Tx.
@@ -769,37 +815,14 @@ func (t *Tx) EndApply(applied map[*rowsync.Table][][]rowsync.Value) error {
 		if err != nil {
 			return err
 		}
-		arrays := make([]any, len(tb.Key))
+		// A key that keyArgs refuses is skipped: no row can have it, so
+		// nothing echoed it.
+		arrays, _ := ti.keyArrays(tb, keys, true)
 		cols := make([]string, len(tb.Key))
 		conds := make([]string, len(tb.Key))
 		for i, k := range tb.Key {
-			c := &ti.cols[k]
-			if c.read == readBytes {
-				arrays[i] = make([][]byte, 0, len(keys))
-			} else {
-				arrays[i] = make([]*string, 0, len(keys))
-			}
 			cols[i] = keyCol(i)
-			conds[i] = fmt.Sprintf("l.%s = %s", logCol(k), c.castElem("a."+keyCol(i)))
-		}
-		for _, key := range keys {
-			args, err := ti.keyArgs(tb, key)
-			if err != nil {
-				continue // no row can have such a key, so nothing echoed it
-			}
-			for i, a := range args {
-				switch arr := arrays[i].(type) {
-				case [][]byte:
-					b, _ := a.([]byte)
-					arrays[i] = append(arr, b)
-				case []*string:
-					var sp *string
-					if s, ok := a.(string); ok {
-						sp = &s
-					}
-					arrays[i] = append(arr, sp)
-				}
-			}
+			conds[i] = fmt.Sprintf("l.%s = %s", logCol(k), ti.cols[k].castElem("a."+keyCol(i)))
 		}
 		unnest := make([]string, len(tb.Key))
 		for i, k := range tb.Key {

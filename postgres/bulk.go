@@ -93,6 +93,9 @@ func (t *Tx) GetShadows(tb *rowsync.Table, keys [][]rowsync.Value) ([]*rowsync.S
 	if err != nil {
 		return nil, err
 	}
+	if err := t.guardKeys(tb, ti, keys); err != nil {
+		return nil, err
+	}
 	params, names := ti.keyUnnest(tb, 1)
 	on := make([]string, len(tb.Key))
 	for i, k := range tb.Key {

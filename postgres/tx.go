@@ -29,6 +29,10 @@ type Tx struct {
 	// logs holds, per table id, what this transaction's ReadLog calls saw
 	// (see logState).
 	logs map[int64]*logState
+	// applying is set between BeginApply and EndApply; stale holds, per
+	// table id, the keys with writes the fold did not see (guard.go).
+	applying bool
+	stale    map[int64]map[string]bool
 }
 
 var _ rowsync.Tx = (*Tx)(nil)
@@ -520,6 +524,9 @@ func (t *Tx) GetShadow(tb *rowsync.Table, key []rowsync.Value) (*rowsync.Shadow,
 	if err != nil {
 		return nil, err
 	}
+	if err := t.guardKeys(tb, ti, [][]rowsync.Value{key}); err != nil {
+		return nil, err
+	}
 	q := fmt.Sprintf(`SELECT seq, del, src, meta, dead FROM %s WHERE %s`, shadowName(tb.ID), ti.namedKeyMatch(tb, keyCol, 1))
 	sh := &rowsync.Shadow{Key: key}
 	err = t.tx.QueryRow(t.ctx, q, args...).Scan(&sh.Seq, &sh.Deleted, &sh.Src, &sh.Meta, &sh.Dead)
@@ -688,6 +695,14 @@ func (t *Tx) insert(tb *rowsync.Table, rows [][]rowsync.Value) error {
 	if err != nil {
 		return err
 	}
+	if t.stale[tb.ID] != nil {
+		for _, r := range rows {
+			key, _ := tb.SplitRow(r)
+			if err := t.checkStale(tb, key); err != nil {
+				return err
+			}
+		}
+	}
 	names := make([]string, len(ti.cols))
 	for i := range ti.cols {
 		names[i] = quote(ti.cols[i].name)
@@ -731,6 +746,9 @@ func (t *Tx) UpdateRow(tb *rowsync.Table, key []rowsync.Value, cols []int, vals 
 	if err != nil {
 		return err
 	}
+	if err := t.checkStale(tb, key); err != nil {
+		return err
+	}
 	sets := make([]string, len(cols))
 	args := make([]any, 0, len(cols)+len(key))
 	for i, ci := range cols {
@@ -755,6 +773,9 @@ func (t *Tx) UpdateRow(tb *rowsync.Table, key []rowsync.Value, cols []int, vals 
 func (t *Tx) DeleteRow(tb *rowsync.Table, key []rowsync.Value) error {
 	ti, err := t.info(tb)
 	if err != nil {
+		return err
+	}
+	if err := t.checkStale(tb, key); err != nil {
 		return err
 	}
 	args, err := ti.keyArgs(tb, key)
@@ -795,6 +816,7 @@ func (t *Tx) ScanRows(tb *rowsync.Table, fn func([]rowsync.Value) error) error {
 // triggers mark what they log in this transaction as echo.
 func (t *Tx) BeginApply() error {
 	_, err := t.tx.Exec(t.ctx, `SELECT set_config('rowsync.applying', 'on', true)`)
+	t.applying = err == nil
 	return err
 }
 
@@ -804,6 +826,7 @@ func (t *Tx) BeginApply() error {
 // the engine's writes) stay as local writes. Only entries above what this
 // transaction's fold read are considered: they are this transaction's own.
 func (t *Tx) EndApply(applied map[*rowsync.Table][][]rowsync.Value) error {
+	t.applying, t.stale = false, nil
 	if _, err := t.tx.Exec(t.ctx, `SELECT set_config('rowsync.applying', 'off', true)`); err != nil {
 		return err
 	}

@@ -591,3 +591,25 @@ func TestSchemaMismatch(t *testing.T) {
 		})
 	}
 }
+
+func TestAddresses(t *testing.T) {
+	dir := t.TempDir()
+	db := newDB(t, dir, "a.db", `CREATE TABLE item(id INTEGER PRIMARY KEY, name TEXT)`)
+	// SQLite has no id generator to move.
+	fails(t, 1, []string{"--id-range", "SQLite assigns max(id)+1"}, "init", "--db", db, "--all", "--id-range", "1000")
+	// Addresses of unknown schemes and server URLs are refused with what
+	// to use instead; passwords are not shown.
+	fails(t, 1, []string{"unknown scheme", "oracle", "postgres://"}, "status", "--db", "oracle://scott:tiger@db/orcl")
+	r := fails(t, 1, []string{"is a server URL"}, "status", "--db", "http://office:7400")
+	if strings.Contains(r.stderr, "tiger") {
+		t.Errorf("password in the message: %s", r.stderr)
+	}
+	r = cli(t, "status", "--db", "postgres://rowsync:s3cret@127.0.0.1:1/none?connect_timeout=2")
+	if r.code == 0 || strings.Contains(r.stderr, "s3cret") || !strings.Contains(r.stderr, "127.0.0.1:1") {
+		t.Errorf("unreachable PostgreSQL: %s", r)
+	}
+	r = cli(t, "status", "--db", "mysql://rowsync:s3cret@127.0.0.1:1/none")
+	if r.code == 0 || strings.Contains(r.stderr, "s3cret") || !strings.Contains(r.stderr, "127.0.0.1:1") {
+		t.Errorf("unreachable MySQL: %s", r)
+	}
+}

@@ -11,9 +11,9 @@ import (
 	"fmt"
 	"math"
 	"strings"
-	"time"
 
 	"github.com/rowsync/rowsync"
+	"github.com/rowsync/rowsync/internal/bookkeeping"
 )
 
 // Tx implements rowsync.Tx on a connection of its own. A write
@@ -1070,20 +1070,12 @@ func (t *Tx) EndApply(applied map[*rowsync.Table][][]rowsync.Value) error {
 
 // Cursors implements rowsync.Tx.
 func (t *Tx) Cursors(peer string) ([]rowsync.Cursor, error) {
-	rows, err := t.query(`SELECT tbl, kind, seq FROM _rowsync_cursors WHERE peer = ? ORDER BY tbl, kind`, peer)
+	rows, err := t.query(`SELECT `+bookkeeping.CursorColumns+` FROM _rowsync_cursors WHERE peer = ? ORDER BY tbl, kind`, peer)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := []rowsync.Cursor{}
-	for rows.Next() {
-		var c rowsync.Cursor
-		if err := rows.Scan(&c.Table, &c.Kind, &c.Seq); err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return bookkeeping.Cursors(rows)
 }
 
 // SetCursor implements rowsync.Tx.
@@ -1093,23 +1085,9 @@ func (t *Tx) SetCursor(peer string, c rowsync.Cursor) error {
 	return err
 }
 
-const peerCols = `id, name, url, last_sync, sync_count, rows_in, rows_out, acked_seq, last_error`
-
-func scanPeer(sc interface{ Scan(...any) error }) (*rowsync.PeerRecord, error) {
-	var p rowsync.PeerRecord
-	var last int64
-	if err := sc.Scan(&p.ID, &p.Name, &p.URL, &last, &p.SyncCount, &p.RowsIn, &p.RowsOut, &p.AckedSeq, &p.LastError); err != nil {
-		return nil, err
-	}
-	if last != 0 {
-		p.LastSync = time.UnixMilli(last).UTC()
-	}
-	return &p, nil
-}
-
 // GetPeer implements rowsync.Tx.
 func (t *Tx) GetPeer(id string) (*rowsync.PeerRecord, error) {
-	p, err := scanPeer(t.conn.QueryRowContext(t.ctx, `SELECT `+peerCols+` FROM _rowsync_peers WHERE id = ?`, id))
+	p, err := bookkeeping.ScanPeer(t.conn.QueryRowContext(t.ctx, `SELECT `+bookkeeping.PeerColumns+` FROM _rowsync_peers WHERE id = ?`, id))
 	if err == sql.ErrNoRows {
 		return nil, nil
 	}
@@ -1122,7 +1100,7 @@ func (t *Tx) PutPeer(p *rowsync.PeerRecord) error {
 	if !p.LastSync.IsZero() {
 		last = p.LastSync.UnixMilli()
 	}
-	_, err := t.exec(`INSERT INTO _rowsync_peers(`+peerCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+	_, err := t.exec(`INSERT INTO _rowsync_peers(`+bookkeeping.PeerColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON DUPLICATE KEY UPDATE name = VALUES(name), url = VALUES(url), last_sync = VALUES(last_sync), sync_count = VALUES(sync_count),
 		rows_in = VALUES(rows_in), rows_out = VALUES(rows_out), acked_seq = VALUES(acked_seq), last_error = VALUES(last_error)`,
 		p.ID, p.Name, p.URL, last, p.SyncCount, p.RowsIn, p.RowsOut, p.AckedSeq, p.LastError)
@@ -1131,30 +1109,12 @@ func (t *Tx) PutPeer(p *rowsync.PeerRecord) error {
 
 // Peers implements rowsync.Tx.
 func (t *Tx) Peers() ([]rowsync.PeerRecord, error) {
-	rows, err := t.query(`SELECT ` + peerCols + ` FROM _rowsync_peers ORDER BY name, id`)
+	rows, err := t.query(`SELECT ` + bookkeeping.PeerColumns + ` FROM _rowsync_peers ORDER BY name, id`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []rowsync.PeerRecord
-	for rows.Next() {
-		p, err := scanPeer(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *p)
-	}
-	return out, rows.Err()
-}
-
-func encodeValue(v rowsync.Value) []byte { return rowsync.EncodeValues([]rowsync.Value{v}) }
-
-func decodeValue(b []byte) rowsync.Value {
-	vs, err := rowsync.DecodeValues(b)
-	if err != nil || len(vs) != 1 {
-		return rowsync.Value{}
-	}
-	return vs[0]
+	return bookkeeping.Peers(rows)
 }
 
 // dedup hashes the fields that identify a conflict or a held change.
@@ -1173,8 +1133,8 @@ func (t *Tx) AddConflict(c *rowsync.Conflict) (bool, error) {
 	res, err := t.exec(`INSERT INTO _rowsync_conflicts(at, tbl, pk, col, kind, winner, winner_hlc, winner_node,
 		loser, loser_hlc, loser_node, peer, detail, dedup) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON DUPLICATE KEY UPDATE id = id`,
-		c.At.UnixMilli(), c.Table, pk, c.Column, c.Kind, encodeValue(c.Winner), c.WinnerV.HLC, c.WinnerV.Node,
-		encodeValue(c.Loser), c.LoserV.HLC, c.LoserV.Node, c.Peer, c.Detail, key)
+		c.At.UnixMilli(), c.Table, pk, c.Column, c.Kind, bookkeeping.EncodeValue(c.Winner), c.WinnerV.HLC, c.WinnerV.Node,
+		bookkeeping.EncodeValue(c.Loser), c.LoserV.HLC, c.LoserV.Node, c.Peer, c.Detail, key)
 	if err != nil {
 		return false, fmt.Errorf("record conflict: %w", err)
 	}
@@ -1184,27 +1144,12 @@ func (t *Tx) AddConflict(c *rowsync.Conflict) (bool, error) {
 
 // Conflicts implements rowsync.Tx.
 func (t *Tx) Conflicts() ([]rowsync.Conflict, error) {
-	rows, err := t.query(`SELECT id, at, tbl, pk, col, kind, winner, winner_hlc, winner_node, loser, loser_hlc, loser_node,
-		peer, detail, resolved FROM _rowsync_conflicts ORDER BY id DESC`)
+	rows, err := t.query(`SELECT ` + bookkeeping.ConflictColumns + ` FROM _rowsync_conflicts ORDER BY id DESC`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []rowsync.Conflict
-	for rows.Next() {
-		var c rowsync.Conflict
-		var at int64
-		var pk, w, l []byte
-		if err := rows.Scan(&c.ID, &at, &c.Table, &pk, &c.Column, &c.Kind, &w, &c.WinnerV.HLC, &c.WinnerV.Node,
-			&l, &c.LoserV.HLC, &c.LoserV.Node, &c.Peer, &c.Detail, &c.Resolved); err != nil {
-			return nil, err
-		}
-		c.At = time.UnixMilli(at).UTC()
-		c.Key, _ = rowsync.DecodeValues(pk)
-		c.Winner, c.Loser = decodeValue(w), decodeValue(l)
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return bookkeeping.Conflicts(rows)
 }
 
 // ResolveConflicts implements rowsync.Tx.
@@ -1230,19 +1175,7 @@ func (t *Tx) HeldChanges() ([]rowsync.Held, error) {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []rowsync.Held
-	for rows.Next() {
-		var h rowsync.Held
-		var pk []byte
-		var at int64
-		if err := rows.Scan(&h.ID, &h.Table, &pk, &h.Peer, &h.Change, &h.Error, &at); err != nil {
-			return nil, err
-		}
-		h.Key, _ = rowsync.DecodeValues(pk)
-		h.At = time.UnixMilli(at).UTC()
-		out = append(out, h)
-	}
-	return out, rows.Err()
+	return bookkeeping.Held(rows)
 }
 
 // DeleteHeld implements rowsync.Tx.

@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rowsync/rowsync"
+	"github.com/rowsync/rowsync/internal/bookkeeping"
 )
 
 // Tx implements rowsync.Tx on one pooled connection.
@@ -862,22 +862,12 @@ func (t *Tx) EndApply(applied map[*rowsync.Table][][]rowsync.Value) error {
 
 // Cursors implements rowsync.Tx.
 func (t *Tx) Cursors(peer string) ([]rowsync.Cursor, error) {
-	rows, err := t.tx.Query(t.ctx, `SELECT tbl, kind, seq FROM _rowsync_cursors WHERE peer = $1 ORDER BY tbl, kind`, peer)
+	rows, err := t.tx.Query(t.ctx, `SELECT `+bookkeeping.CursorColumns+` FROM _rowsync_cursors WHERE peer = $1 ORDER BY tbl, kind`, peer)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := []rowsync.Cursor{}
-	for rows.Next() {
-		var c rowsync.Cursor
-		var kind int32
-		if err := rows.Scan(&c.Table, &kind, &c.Seq); err != nil {
-			return nil, err
-		}
-		c.Kind = rowsync.ChangeKind(kind)
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return bookkeeping.Cursors(rows)
 }
 
 // SetCursor implements rowsync.Tx.
@@ -887,23 +877,9 @@ func (t *Tx) SetCursor(peer string, c rowsync.Cursor) error {
 	return err
 }
 
-const peerCols = `id, name, url, last_sync, sync_count, rows_in, rows_out, acked_seq, last_error`
-
-func scanPeer(sc pgx.Row) (*rowsync.PeerRecord, error) {
-	var p rowsync.PeerRecord
-	var last int64
-	if err := sc.Scan(&p.ID, &p.Name, &p.URL, &last, &p.SyncCount, &p.RowsIn, &p.RowsOut, &p.AckedSeq, &p.LastError); err != nil {
-		return nil, err
-	}
-	if last != 0 {
-		p.LastSync = time.UnixMilli(last).UTC()
-	}
-	return &p, nil
-}
-
 // GetPeer implements rowsync.Tx.
 func (t *Tx) GetPeer(id string) (*rowsync.PeerRecord, error) {
-	p, err := scanPeer(t.tx.QueryRow(t.ctx, `SELECT `+peerCols+` FROM _rowsync_peers WHERE id = $1`, id))
+	p, err := bookkeeping.ScanPeer(t.tx.QueryRow(t.ctx, `SELECT `+bookkeeping.PeerColumns+` FROM _rowsync_peers WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -916,7 +892,7 @@ func (t *Tx) PutPeer(p *rowsync.PeerRecord) error {
 	if !p.LastSync.IsZero() {
 		last = p.LastSync.UnixMilli()
 	}
-	_, err := t.tx.Exec(t.ctx, `INSERT INTO _rowsync_peers(`+peerCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+	_, err := t.tx.Exec(t.ctx, `INSERT INTO _rowsync_peers(`+bookkeeping.PeerColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 		ON CONFLICT (id) DO UPDATE SET name = excluded.name, url = excluded.url, last_sync = excluded.last_sync,
 		sync_count = excluded.sync_count, rows_in = excluded.rows_in, rows_out = excluded.rows_out,
 		acked_seq = excluded.acked_seq, last_error = excluded.last_error`,
@@ -926,20 +902,12 @@ func (t *Tx) PutPeer(p *rowsync.PeerRecord) error {
 
 // Peers implements rowsync.Tx.
 func (t *Tx) Peers() ([]rowsync.PeerRecord, error) {
-	rows, err := t.tx.Query(t.ctx, `SELECT `+peerCols+` FROM _rowsync_peers ORDER BY name, id`)
+	rows, err := t.tx.Query(t.ctx, `SELECT `+bookkeeping.PeerColumns+` FROM _rowsync_peers ORDER BY name, id`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []rowsync.PeerRecord
-	for rows.Next() {
-		p, err := scanPeer(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *p)
-	}
-	return out, rows.Err()
+	return bookkeeping.Peers(rows)
 }
 
 // text makes a message storable in a text column: PostgreSQL text holds
@@ -949,23 +917,13 @@ func text(s string) string {
 	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", `\x00`)
 }
 
-func encodeValue(v rowsync.Value) []byte { return rowsync.EncodeValues([]rowsync.Value{v}) }
-
-func decodeValue(b []byte) rowsync.Value {
-	vs, err := rowsync.DecodeValues(b)
-	if err != nil || len(vs) != 1 {
-		return rowsync.Value{}
-	}
-	return vs[0]
-}
-
 // AddConflict implements rowsync.Tx.
 func (t *Tx) AddConflict(c *rowsync.Conflict) (bool, error) {
 	tag, err := t.tx.Exec(t.ctx, `INSERT INTO _rowsync_conflicts(at, tbl, pk, col, kind, winner, winner_hlc, winner_node,
 		loser, loser_hlc, loser_node, peer, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 		ON CONFLICT DO NOTHING`,
-		c.At.UnixMilli(), c.Table, rowsync.EncodeValues(c.Key), c.Column, c.Kind, encodeValue(c.Winner), c.WinnerV.HLC, c.WinnerV.Node,
-		encodeValue(c.Loser), c.LoserV.HLC, c.LoserV.Node, c.Peer, text(c.Detail))
+		c.At.UnixMilli(), c.Table, rowsync.EncodeValues(c.Key), c.Column, c.Kind, bookkeeping.EncodeValue(c.Winner), c.WinnerV.HLC, c.WinnerV.Node,
+		bookkeeping.EncodeValue(c.Loser), c.LoserV.HLC, c.LoserV.Node, c.Peer, text(c.Detail))
 	if err != nil {
 		return false, fmt.Errorf("record conflict: %w", err)
 	}
@@ -974,27 +932,12 @@ func (t *Tx) AddConflict(c *rowsync.Conflict) (bool, error) {
 
 // Conflicts implements rowsync.Tx.
 func (t *Tx) Conflicts() ([]rowsync.Conflict, error) {
-	rows, err := t.tx.Query(t.ctx, `SELECT id, at, tbl, pk, col, kind, winner, winner_hlc, winner_node, loser, loser_hlc, loser_node,
-		peer, detail, resolved FROM _rowsync_conflicts ORDER BY id DESC`)
+	rows, err := t.tx.Query(t.ctx, `SELECT `+bookkeeping.ConflictColumns+` FROM _rowsync_conflicts ORDER BY id DESC`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []rowsync.Conflict
-	for rows.Next() {
-		var c rowsync.Conflict
-		var at int64
-		var pk, w, l []byte
-		if err := rows.Scan(&c.ID, &at, &c.Table, &pk, &c.Column, &c.Kind, &w, &c.WinnerV.HLC, &c.WinnerV.Node,
-			&l, &c.LoserV.HLC, &c.LoserV.Node, &c.Peer, &c.Detail, &c.Resolved); err != nil {
-			return nil, err
-		}
-		c.At = time.UnixMilli(at).UTC()
-		c.Key, _ = rowsync.DecodeValues(pk)
-		c.Winner, c.Loser = decodeValue(w), decodeValue(l)
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return bookkeeping.Conflicts(rows)
 }
 
 // ResolveConflicts implements rowsync.Tx.
@@ -1019,19 +962,7 @@ func (t *Tx) HeldChanges() ([]rowsync.Held, error) {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []rowsync.Held
-	for rows.Next() {
-		var h rowsync.Held
-		var pk []byte
-		var at int64
-		if err := rows.Scan(&h.ID, &h.Table, &pk, &h.Peer, &h.Change, &h.Error, &at); err != nil {
-			return nil, err
-		}
-		h.Key, _ = rowsync.DecodeValues(pk)
-		h.At = time.UnixMilli(at).UTC()
-		out = append(out, h)
-	}
-	return out, rows.Err()
+	return bookkeeping.Held(rows)
 }
 
 // DeleteHeld implements rowsync.Tx.

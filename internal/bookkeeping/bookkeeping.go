@@ -1,0 +1,126 @@
+// Package bookkeeping holds what the SQL adapters (sqlite, mysql,
+// postgres) share about rowsync's own tables: the columns each read of
+// them selects and how a row of each is scanned. The tables have the same
+// columns on every engine; only the statements that write them differ
+// (INSERT OR REPLACE, ON DUPLICATE KEY UPDATE, ON CONFLICT) and stay in the
+// adapters, as do the queries themselves (placeholders differ).
+package bookkeeping
+
+import (
+	"time"
+
+	"github.com/rowsync/rowsync"
+)
+
+// Rows is what both database/sql and pgx query results offer.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// Scanner is one row: a *sql.Row, a pgx.Row, or Rows at a row.
+type Scanner interface {
+	Scan(dest ...any) error
+}
+
+// Columns selected from the bookkeeping tables, in the order the Scan
+// functions below expect.
+const (
+	CursorColumns   = `tbl, kind, seq`
+	PeerColumns     = `id, name, url, last_sync, sync_count, rows_in, rows_out, acked_seq, last_error`
+	ConflictColumns = `id, at, tbl, pk, col, kind, winner, winner_hlc, winner_node, loser, loser_hlc, loser_node, peer, detail, resolved`
+)
+
+// Cursors reads rows of CursorColumns. It returns an empty slice, not nil,
+// when there are none.
+func Cursors(rows Rows) ([]rowsync.Cursor, error) {
+	out := []rowsync.Cursor{}
+	for rows.Next() {
+		var c rowsync.Cursor
+		var kind int64
+		if err := rows.Scan(&c.Table, &kind, &c.Seq); err != nil {
+			return nil, err
+		}
+		c.Kind = rowsync.ChangeKind(kind)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// ScanPeer reads one row of PeerColumns.
+func ScanPeer(sc Scanner) (*rowsync.PeerRecord, error) {
+	var p rowsync.PeerRecord
+	var last int64
+	if err := sc.Scan(&p.ID, &p.Name, &p.URL, &last, &p.SyncCount, &p.RowsIn, &p.RowsOut, &p.AckedSeq, &p.LastError); err != nil {
+		return nil, err
+	}
+	if last != 0 {
+		p.LastSync = time.UnixMilli(last).UTC()
+	}
+	return &p, nil
+}
+
+// Peers reads rows of PeerColumns.
+func Peers(rows Rows) ([]rowsync.PeerRecord, error) {
+	var out []rowsync.PeerRecord
+	for rows.Next() {
+		p, err := ScanPeer(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *p)
+	}
+	return out, rows.Err()
+}
+
+// Conflicts reads rows of ConflictColumns.
+func Conflicts(rows Rows) ([]rowsync.Conflict, error) {
+	var out []rowsync.Conflict
+	for rows.Next() {
+		var c rowsync.Conflict
+		var at int64
+		var pk, w, l []byte
+		if err := rows.Scan(&c.ID, &at, &c.Table, &pk, &c.Column, &c.Kind, &w, &c.WinnerV.HLC, &c.WinnerV.Node,
+			&l, &c.LoserV.HLC, &c.LoserV.Node, &c.Peer, &c.Detail, &c.Resolved); err != nil {
+			return nil, err
+		}
+		c.At = time.UnixMilli(at).UTC()
+		c.Key, _ = rowsync.DecodeValues(pk)
+		c.Winner, c.Loser = DecodeValue(w), DecodeValue(l)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// Held reads rows of the held changes' columns id, tbl, pk, peer, change,
+// error, at (no constant: MySQL needs change quoted, as `+"`change`"+`, and
+// PostgreSQL cannot read that quoting).
+func Held(rows Rows) ([]rowsync.Held, error) {
+	var out []rowsync.Held
+	for rows.Next() {
+		var h rowsync.Held
+		var pk []byte
+		var at int64
+		if err := rows.Scan(&h.ID, &h.Table, &pk, &h.Peer, &h.Change, &h.Error, &at); err != nil {
+			return nil, err
+		}
+		h.Key, _ = rowsync.DecodeValues(pk)
+		h.At = time.UnixMilli(at).UTC()
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+// EncodeValue is how a conflict's winner and loser values are stored.
+func EncodeValue(v rowsync.Value) []byte { return rowsync.EncodeValues([]rowsync.Value{v}) }
+
+// DecodeValue is the inverse of EncodeValue; a malformed value reads as
+// NULL.
+func DecodeValue(b []byte) rowsync.Value {
+	vs, err := rowsync.DecodeValues(b)
+	if err != nil || len(vs) != 1 {
+		return rowsync.Value{}
+	}
+	return vs[0]
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/rowsync/rowsync"
+	"github.com/rowsync/rowsync/internal/bookkeeping"
 )
 
 // sqlMode is the session sql_mode of rowsync's connections. STRICT_ALL_TABLES
@@ -441,32 +442,14 @@ func (d *DB) Tables(ctx context.Context) ([]*rowsync.Table, error) {
 	return out, nil
 }
 
-// sameColumns checks that a tracked table still has the columns it was
-// registered with.
+// sameColumns checks that a tracked table still has the columns and key
+// it was registered with.
 func sameColumns(r registered, live []liveColumn, key []string) error {
-	lm := map[string]liveColumn{}
-	for _, c := range live {
-		lm[c.Name] = c
+	cols := make([]rowsync.Column, len(live))
+	for i, c := range live {
+		cols[i] = c.Column
 	}
-	for _, c := range r.cols {
-		l, ok := lm[c.Name]
-		if !ok {
-			return fmt.Errorf("tracked table %q: column %q was dropped or renamed since rowsync init; schema changes are not synced", r.name, c.Name)
-		}
-		if l.Class != c.Class {
-			return fmt.Errorf("tracked table %q: column %q changed type since rowsync init (%s, was %s); schema changes are not synced", r.name, c.Name, l.Type, c.Type)
-		}
-		delete(lm, c.Name)
-	}
-	for _, c := range live {
-		if _, ok := lm[c.Name]; ok {
-			return fmt.Errorf("tracked table %q: column %q was added since rowsync init; run rowsync init again on every node", r.name, c.Name)
-		}
-	}
-	if strings.Join(key, ",") != strings.Join(r.key, ",") {
-		return fmt.Errorf("tracked table %q: primary key changed since rowsync init; schema changes are not synced", r.name)
-	}
-	return nil
+	return bookkeeping.CheckColumns(r.name, r.cols, r.key, cols, key)
 }
 
 // CascadeWarnings lists the foreign keys between tracked tables whose ON

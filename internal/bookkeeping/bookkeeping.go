@@ -7,6 +7,8 @@
 package bookkeeping
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/rowsync/rowsync"
@@ -123,4 +125,35 @@ func DecodeValue(b []byte) rowsync.Value {
 		return rowsync.Value{}
 	}
 	return vs[0]
+}
+
+// CheckColumns reports, as an error naming the table and the column, how a
+// tracked table's live columns and primary key differ from those it was
+// registered with at init: a column dropped or renamed, a column whose
+// type class changed, a column added, a different key. Schema changes are
+// not synced; a column added is taken in by running init again.
+func CheckColumns(table string, registered []rowsync.Column, registeredKey []string, live []rowsync.Column, liveKey []string) error {
+	lm := map[string]rowsync.Column{}
+	for _, c := range live {
+		lm[c.Name] = c
+	}
+	for _, c := range registered {
+		l, ok := lm[c.Name]
+		if !ok {
+			return fmt.Errorf("tracked table %q: column %q was dropped or renamed since rowsync init; schema changes are not synced", table, c.Name)
+		}
+		if l.Class != c.Class {
+			return fmt.Errorf("tracked table %q: column %q changed type since rowsync init (was %s, now %s); schema changes are not synced", table, c.Name, c.Type, l.Type)
+		}
+		delete(lm, c.Name)
+	}
+	for _, c := range live {
+		if _, ok := lm[c.Name]; ok {
+			return fmt.Errorf("tracked table %q: column %q was added since rowsync init; run rowsync init again on every node", table, c.Name)
+		}
+	}
+	if strings.Join(liveKey, ",") != strings.Join(registeredKey, ",") {
+		return fmt.Errorf("tracked table %q: primary key changed since rowsync init; schema changes are not synced", table)
+	}
+	return nil
 }

@@ -28,7 +28,7 @@ CREATE TABLE child(id INTEGER PRIMARY KEY, pid INTEGER NOT NULL REFERENCES paren
 type site struct {
 	name string
 	path string
-	db   *sqlite.DB
+	db   rowsync.Database
 	app  *sql.DB
 	node *rowsync.Node
 }

@@ -96,13 +96,10 @@ func runProperties(t *testing.T, seeds []uint64, steps int, engines ...string) {
 	}
 }
 
-// psite is one node of the property test.
+// psite is one node of the property test: a site of any engine.
 type psite struct {
-	name   string
+	*site
 	engine string
-	db     rowsync.Database
-	app    *sql.DB
-	node   *rowsync.Node
 }
 
 func newPropertySite(tb testing.TB, name, engine string) *psite {
@@ -117,30 +114,7 @@ func newPropertySite(tb testing.TB, name, engine string) *psite {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &psite{name: name + "(" + engine + ")", engine: engine, db: db, app: app, node: n}
-}
-
-func (s *psite) conflicts(tb testing.TB) []rowsync.Conflict {
-	tb.Helper()
-	cs, err := s.node.Conflicts(tb.Context())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return cs
-}
-
-func (s *psite) held(tb testing.TB) []rowsync.Held {
-	tb.Helper()
-	tx, err := s.db.Begin(tb.Context(), false)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer tx.Rollback()
-	hs, err := tx.HeldChanges()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return hs
+	return &psite{site: &site{name: name + "(" + engine + ")", path: addr, db: db, app: app, node: n}, engine: engine}
 }
 
 // exec runs one application statement in tx. A statement refused by a

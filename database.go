@@ -320,3 +320,16 @@ func (c *Conflict) String() string {
 	}
 	return s
 }
+
+// DeferTx is implemented by a Tx that can check foreign keys when the
+// transaction commits instead of at each statement. The engine uses it for
+// changes still held after a retry with immediate checks: two new rows
+// that reference each other (a foreign-key cycle) can only be written
+// together.
+type DeferTx interface {
+	// DeferForeignKeys defers, until commit, the foreign keys of this
+	// database that can be deferred, and reports whether there are any.
+	// Commit then returns a *ConstraintError (and ends the transaction
+	// rolled back) if one of them does not hold.
+	DeferForeignKeys() (bool, error)
+}

@@ -39,6 +39,7 @@ type Node struct {
 	name   string
 	tables []*Table // parents first
 	byName map[string]*Table
+	cyclic map[string]bool // tables in a foreign-key cycle (see cyclicTables)
 }
 
 // NewNode returns a node over db with default settings; call Open next.
@@ -140,6 +141,7 @@ func (n *Node) Open(ctx context.Context) error {
 	for _, t := range n.tables {
 		n.byName[t.Name] = t
 	}
+	n.cyclic = cyclicTables(n.tables)
 	return nil
 }
 

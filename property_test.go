@@ -104,9 +104,16 @@ type psite struct {
 
 func newPropertySite(tb testing.TB, name, engine string) *psite {
 	tb.Helper()
+	return newEngineSite(tb, name, engine, propertySchema[engine])
+}
+
+// newEngineSite creates a database of the engine with the schema and
+// initializes it as a node tracking every table.
+func newEngineSite(tb testing.TB, name, engine, schema string) *psite {
+	tb.Helper()
 	addr := testdb.New(tb, engine)
 	app := testdb.App(tb, addr)
-	if _, err := app.Exec(propertySchema[engine]); err != nil {
+	if _, err := app.Exec(schema); err != nil {
 		tb.Fatalf("%s: schema: %v", engine, err)
 	}
 	db := openEngine(tb, addr)

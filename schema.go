@@ -234,6 +234,33 @@ func SortTables(ts []*Table) []*Table {
 	return out
 }
 
+// cyclicTables returns the tables that reach themselves by foreign keys
+// (a self reference included): only their rows can reference each other
+// in a cycle.
+func cyclicTables(ts []*Table) map[string]bool {
+	byName := map[string]*Table{}
+	for _, t := range ts {
+		byName[t.Name] = t
+	}
+	out := map[string]bool{}
+	for _, t := range ts {
+		seen := map[string]bool{}
+		stack := append([]string(nil), t.Parents...)
+		for len(stack) > 0 && !out[t.Name] {
+			p := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if p == t.Name {
+				out[t.Name] = true
+			}
+			if pt, ok := byName[p]; ok && !seen[p] {
+				seen[p] = true
+				stack = append(stack, pt.Parents...)
+			}
+		}
+	}
+	return out
+}
+
 // ClassOfSQLiteType maps a declared SQLite column type to its class, by the
 // names applications use (BOOLEAN, DATETIME, JSON, NUMERIC(10,2)) and
 // otherwise by SQLite's affinity rules.

@@ -866,21 +866,66 @@ func (n *Node) receive(ctx context.Context, dec *Decoder, from NodeInfo, res *Re
 }
 
 // RetryHeld tries again every change held by a constraint, and returns how
-// many are still held.
+// many are still held. Changes of tables in a foreign-key cycle that are
+// still held after that are tried once more together, with the foreign
+// keys checked at commit where the database can defer them (DeferTx): two
+// new rows that reference each other can only be written that way.
 func (n *Node) RetryHeld(ctx context.Context) (int64, error) {
+	left, cyclic, err := n.retryHeld(ctx, false)
+	if err != nil || !cyclic {
+		return left, err
+	}
+	l, _, err := n.retryHeld(ctx, true)
+	if _, refused := errorsAsConstraint(err); refused {
+		// A deferred key did not hold at commit: all stay held.
+		n.Logger.Debug("held changes still refused with deferred foreign keys", "error", err)
+		return left, nil
+	}
+	return l, err
+}
+
+// retryHeld is one retry of the held changes, all of them or, when
+// deferred is set, those of tables in a foreign-key cycle with the
+// foreign keys deferred (nothing is done if they cannot be). It returns
+// how many changes are held after it and whether some of them are of
+// tables in a cycle.
+func (n *Node) retryHeld(ctx context.Context, deferred bool) (left int64, cyclic bool, err error) {
 	tx, err := n.db.Begin(ctx, false)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	hs, err := tx.HeldChanges()
+	all, err := tx.HeldChanges()
 	tx.Rollback()
-	if err != nil || len(hs) == 0 {
-		return 0, err
+	if err != nil || len(all) == 0 {
+		return 0, false, err
 	}
+	hs := all
+	if deferred {
+		hs = nil
+		for _, h := range all {
+			if n.cyclic[h.Table] {
+				hs = append(hs, h)
+			}
+		}
+		if len(hs) == 0 {
+			return int64(len(all)), false, nil
+		}
+	}
+	total := int64(len(all))
 	res := &ReceiveResult{}
 	b, err := n.beginBatch(ctx, "", res)
 	if err != nil {
-		return int64(len(hs)), err
+		return total, false, err
+	}
+	defer b.tx.Rollback()
+	if deferred {
+		dt, ok := b.tx.(DeferTx)
+		if !ok {
+			return total, false, nil
+		}
+		if ok, err := dt.DeferForeignKeys(); err != nil || !ok {
+			return total, false, err
+		}
 	}
 	// Every held change is taken out and applied again as one batch, so
 	// that the batch's retries and swap resolution see them together;
@@ -901,25 +946,23 @@ func (n *Node) RetryHeld(ctx context.Context) (int64, error) {
 			err = b.apply(t, in)
 		}
 		if err != nil {
-			b.tx.Rollback()
-			return int64(len(hs)), err
+			return total, false, err
 		}
 	}
 	if err := b.retryFailed(); err != nil {
-		b.tx.Rollback()
-		return int64(len(hs)), err
+		return total, false, err
 	}
 	if err := b.resolveSwaps(); err != nil {
-		b.tx.Rollback()
-		return int64(len(hs)), err
+		return total, false, err
 	}
 	// A row's constraint conflicts are resolved once no change of it is
 	// held any more (several peers may have sent one).
 	still := map[string]bool{}
 	for _, f := range b.failed {
 		still[f.t.Name+"\x00"+keyString(f.in.Key)] = true
+		cyclic = cyclic || n.cyclic[f.t.Name]
 	}
-	var left int64
+	left = total - int64(len(hs))
 	for _, h := range hs {
 		if _, ok := n.byName[h.Table]; !ok {
 			left++
@@ -930,15 +973,14 @@ func (n *Node) RetryHeld(ctx context.Context) (int64, error) {
 		}
 		still[h.Table+"\x00"+keyString(h.Key)] = true // once
 		if err := b.tx.ResolveConflicts(h.Table, h.Key); err != nil {
-			b.tx.Rollback()
-			return int64(len(hs)), err
+			return total, false, err
 		}
 	}
 	left += int64(len(b.failed))
 	if err := b.finish(nil); err != nil {
-		return int64(len(hs)), err
+		return total, false, err
 	}
-	return left, nil
+	return left, cyclic, nil
 }
 
 // SyncOptions chooses the directions of a sync.

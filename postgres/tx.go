@@ -81,9 +81,29 @@ func (t *Tx) Commit() error {
 	t.done = true
 	if err := t.tx.Commit(t.ctx); err != nil {
 		t.tx.Rollback(context.Background())
+		if isConstraint(err) {
+			// A deferred foreign key (see DeferForeignKeys) does not hold.
+			return &rowsync.ConstraintError{Err: fmt.Errorf("commit: %w", err)}
+		}
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+var _ rowsync.DeferTx = (*Tx)(nil)
+
+// DeferForeignKeys implements rowsync.DeferTx. Only a foreign key declared
+// DEFERRABLE can wait for the commit on PostgreSQL (the default is NOT
+// DEFERRABLE); it reports whether the schema has one.
+func (t *Tx) DeferForeignKeys() (bool, error) {
+	var any bool
+	err := t.tx.QueryRow(t.ctx, `SELECT EXISTS (SELECT 1 FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid
+		WHERE c.contype = 'f' AND c.condeferrable AND r.relnamespace = current_schema()::regnamespace)`).Scan(&any)
+	if err != nil || !any {
+		return false, err
+	}
+	_, err = t.tx.Exec(t.ctx, "SET CONSTRAINTS ALL DEFERRED")
+	return err == nil, err
 }
 
 // Rollback implements rowsync.Tx; it does nothing after Commit.

@@ -80,9 +80,24 @@ func (t *Tx) Commit() error {
 		return errors.New("commit: transaction already ended")
 	}
 	if err := t.end("COMMIT"); err != nil {
+		if isConstraint(err) {
+			// A deferred foreign key (see DeferForeignKeys) does not hold;
+			// end has rolled the transaction back.
+			return &rowsync.ConstraintError{Err: fmt.Errorf("commit: %w", err)}
+		}
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+var _ rowsync.DeferTx = (*Tx)(nil)
+
+// DeferForeignKeys implements rowsync.DeferTx: SQLite can defer every
+// foreign key to the commit (PRAGMA defer_foreign_keys, which ends with
+// the transaction).
+func (t *Tx) DeferForeignKeys() (bool, error) {
+	_, err := t.conn.ExecContext(t.ctx, "PRAGMA defer_foreign_keys = ON")
+	return err == nil, err
 }
 
 // Rollback implements rowsync.Tx; it does nothing after Commit.

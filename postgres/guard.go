@@ -36,20 +36,21 @@ func (t *Tx) guardKeys(tb *rowsync.Table, ti *tableInfo, keys [][]rowsync.Value)
 		return err
 	}
 	params, names := ti.keyUnnest(tb, 1)
+	v := ti.logView(tb)
 	userOn := make([]string, len(tb.Key))
 	logOn := make([]string, len(tb.Key))
 	for i, k := range tb.Key {
 		c := &ti.cols[k]
-		userOn[i] = fmt.Sprintf("u.%s = %s", quote(c.name), c.castElem("a."+keyCol(i)))
-		logOn[i] = fmt.Sprintf("l.%s = %s", logCol(k), c.castElem("a."+keyCol(i)))
+		userOn[i] = fmt.Sprintf("t.%s = %s", quote(c.name), c.castElem("a."+keyCol(i)))
+		logOn[i] = fmt.Sprintf("%s = %s", v.key[i], c.castElem("a."+keyCol(i)))
 	}
 	unnest := fmt.Sprintf("unnest(%s) WITH ORDINALITY AS a(%s, ord)", strings.Join(params, ", "), strings.Join(names, ", "))
-	lock := fmt.Sprintf(`SELECT 1 FROM %s JOIN %s AS u ON %s FOR UPDATE OF u`, unnest, ti.qname, strings.Join(userOn, " AND "))
+	lock := fmt.Sprintf(`SELECT 1 FROM %s JOIN %s AS t ON %s FOR UPDATE OF t`, unnest, ti.qname, strings.Join(userOn, " AND "))
 	if _, err := t.tx.Exec(t.ctx, lock, arrays...); err != nil {
 		return fmt.Errorf("lock rows of %q: %w", tb.Name, err)
 	}
-	late := fmt.Sprintf(`SELECT a.ord FROM %s WHERE EXISTS (SELECT 1 FROM %s AS l WHERE NOT l.echo AND %s)`,
-		unnest, logName(tb.ID), strings.Join(logOn, " AND "))
+	late := fmt.Sprintf(`SELECT a.ord FROM %s WHERE EXISTS (SELECT 1 FROM %s WHERE NOT l.echo AND %s)`,
+		unnest, v.from, strings.Join(logOn, " AND "))
 	rows, err := t.tx.Query(t.ctx, late, arrays...)
 	if err != nil {
 		return fmt.Errorf("read log of %q: %w", tb.Name, err)

@@ -33,7 +33,21 @@ func logName(id int64) string    { return fmt.Sprintf("_rowsync_log_%d", id) }
 func shadowName(id int64) string { return fmt.Sprintf("_rowsync_shadow_%d", id) }
 func logCol(i int) string        { return fmt.Sprintf("c%d", i) }
 func keyCol(i int) string        { return fmt.Sprintf("k%d", i) }
-func maskWords(ncols int) int    { return (ncols + 62) / 63 }
+func arrCol(i int) string        { return fmt.Sprintf("a%d", i) }
+
+// arrayLog reports whether a table's log can hold keys in arrays: unless a
+// key column is itself an array (an array of arrays is not a type).
+func arrayLog(cols []colInfo, key []string) bool {
+	for _, k := range key {
+		for _, c := range cols {
+			if c.name == k && strings.HasPrefix(c.base, "_") {
+				return false
+			}
+		}
+	}
+	return true
+}
+func maskWords(ncols int) int { return (ncols + 62) / 63 }
 
 type captureData struct {
 	ID                                  int64
@@ -44,6 +58,11 @@ type captureData struct {
 	NKey, NKeyAs, OAll, KeyJoin, XKeys  string
 	MaskList, MaskExprs, XMasks         string
 	MaskNonZero                         string
+	// Key arrays of the log (empty when a key column is itself an array):
+	// their definitions, names, and array_agg of the key columns.
+	ArrayColDefs         []string
+	ArrayCols, ArrayAggs string
+	ArrayRows            int
 }
 
 func join(parts []string, sep string) string { return strings.Join(parts, sep) }
@@ -79,6 +98,16 @@ func (d *DB) newCaptureData(id int64, name string, cols []colInfo, key []string,
 		on = append(on, fmt.Sprintf("o.%s = n.%s", quote(k), quote(k)))
 	}
 	c.ShadowKey, c.KeyLogCols, c.NKey, c.NKeyAs = join(skey, ", "), join(keyLog, ", "), join(nKey, ", "), join(nKeyAs, ", ")
+	c.ArrayRows = logRows
+	if arrayLog(cols, key) {
+		var names, aggs []string
+		for i, k := range key {
+			c.ArrayColDefs = append(c.ArrayColDefs, fmt.Sprintf("%s %s[]", arrCol(i), cols[idx[k]].logType))
+			names = append(names, arrCol(i))
+			aggs = append(aggs, fmt.Sprintf("array_agg(x.%s)", keyCol(i)))
+		}
+		c.ArrayCols, c.ArrayAggs = join(names, ", "), join(aggs, ", ")
+	}
 	c.XKeys, c.KeyJoin = join(xKeys, ", "), join(on, " AND ")
 	words := make([][]string, maskWords(len(cols)))
 	hasCols := false
@@ -283,31 +312,28 @@ func (d *DB) installTable(ctx context.Context, tx pgx.Tx, name string, byName ma
 	if _, err := tx.Exec(ctx, buf.String()); err != nil {
 		return fmt.Errorf("install capture on %q: %w", name, err)
 	}
-	// Rows present before tracking are logged as inserts, so the engine
-	// gives them an initial version; rows already logged (by an earlier
-	// Install not folded yet) are not logged twice.
-	var match, logMatch, plainKey []string
-	for i, k := range key {
-		match = append(match, fmt.Sprintf("s.%s = b.%s", keyCol(i), quote(k)))
-		for ci, c := range cols {
-			if c.Name == k {
-				logMatch = append(logMatch, fmt.Sprintf("l.%s = b.%s", logCol(ci), quote(k)))
-			}
-		}
-		plainKey = append(plainKey, "b."+quote(k))
-	}
-	backfill := fmt.Sprintf(`INSERT INTO %s(op, wall, %s) SELECT 1, %s, %s FROM %s AS b
-		WHERE NOT EXISTS (SELECT 1 FROM %s AS s WHERE %s) AND NOT EXISTS (SELECT 1 FROM %s AS l WHERE %s)`,
-		data.Log, data.KeyLogCols, wallExpr, join(plainKey, ", "), data.Table, data.Shadow, join(match, " AND "),
-		data.Log, join(logMatch, " AND "))
-	if _, err := tx.Exec(ctx, backfill); err != nil {
-		return fmt.Errorf("track existing rows of %q: %w", name, err)
-	}
 	t, err := rowsync.NewTable(id, name, cols, key, nil)
 	if err != nil {
 		return err
 	}
-	d.remember(t, live)
+	ti := d.remember(t, live, data.ArrayCols != "")
+	// Rows present before tracking are logged as inserts, so the engine
+	// gives them an initial version; rows already logged (by an earlier
+	// Install not folded yet) are not logged twice.
+	v := ti.logView(t)
+	var match, logMatch, plainKey []string
+	for i, k := range key {
+		match = append(match, fmt.Sprintf("s.%s = b.%s", keyCol(i), quote(k)))
+		logMatch = append(logMatch, fmt.Sprintf("%s = b.%s", v.key[i], quote(k)))
+		plainKey = append(plainKey, "b."+quote(k))
+	}
+	backfill := fmt.Sprintf(`INSERT INTO %s(op, wall, %s) SELECT 1, %s, %s FROM %s AS b
+		WHERE NOT EXISTS (SELECT 1 FROM %s AS s WHERE %s) AND NOT EXISTS (SELECT 1 FROM %s WHERE %s)`,
+		data.Log, data.KeyLogCols, wallExpr, join(plainKey, ", "), data.Table, data.Shadow, join(match, " AND "),
+		v.from, join(logMatch, " AND "))
+	if _, err := tx.Exec(ctx, backfill); err != nil {
+		return fmt.Errorf("track existing rows of %q: %w", name, err)
+	}
 	return nil
 }
 

@@ -382,7 +382,9 @@ func (d *DB) Tables(ctx context.Context) ([]*rowsync.Table, error) {
 		if err != nil {
 			return nil, err
 		}
-		d.remember(t, live)
+		if _, err := d.rememberFrom(ctx, d.pool, t, live); err != nil {
+			return nil, err
+		}
 		out = append(out, t)
 	}
 	return out, nil
@@ -400,12 +402,12 @@ func sameColumns(r registered, live []liveColumn, key []string) error {
 
 // remember caches the column details of a tracked table, in its
 // registered column order.
-func (d *DB) remember(t *rowsync.Table, live []liveColumn) *tableInfo {
+func (d *DB) remember(t *rowsync.Table, live []liveColumn, arrays bool) *tableInfo {
 	byName := map[string]colInfo{}
 	for _, c := range live {
 		byName[c.Name] = c.info
 	}
-	ti := &tableInfo{id: t.ID, name: t.Name, qname: d.table(t.Name)}
+	ti := &tableInfo{id: t.ID, name: t.Name, qname: d.table(t.Name), arrays: arrays}
 	for _, c := range t.Columns {
 		ti.cols = append(ti.cols, byName[c.Name])
 	}
@@ -413,6 +415,19 @@ func (d *DB) remember(t *rowsync.Table, live []liveColumn) *tableInfo {
 	d.info[t.Name] = ti
 	d.mu.Unlock()
 	return ti
+}
+
+// rememberFrom remembers t's column details, with whether its log has key
+// arrays: a log installed by an earlier version has none until init runs
+// again, and its triggers log one row per write.
+func (d *DB) rememberFrom(ctx context.Context, q querier, t *rowsync.Table, live []liveColumn) (*tableInfo, error) {
+	var arrays bool
+	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'a0' AND NOT attisdropped)`,
+		quote(d.schema)+"."+logName(t.ID)).Scan(&arrays)
+	if err != nil {
+		return nil, fmt.Errorf("inspect log of %q: %w", t.Name, err)
+	}
+	return d.remember(t, live, arrays), nil
 }
 
 // tableInfo returns the column details of t, reading the catalog if they
@@ -431,7 +446,10 @@ func (d *DB) tableInfo(ctx context.Context, q querier, t *rowsync.Table) (*table
 	if len(live) == 0 {
 		return nil, fmt.Errorf("%w: tracked table %q no longer exists", rowsync.ErrUnknownTable, t.Name)
 	}
-	ti = d.remember(t, live)
+	ti, err = d.rememberFrom(ctx, q, t, live)
+	if err != nil {
+		return nil, err
+	}
 	for i, c := range ti.cols {
 		if c.name == "" {
 			return nil, fmt.Errorf("tracked table %q: column %q no longer exists", t.Name, t.Columns[i].Name)

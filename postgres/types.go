@@ -279,6 +279,10 @@ type tableInfo struct {
 	name  string
 	qname string // schema-qualified, quoted
 	cols  []colInfo
+	// arrays is set when the log has key arrays (a0, a1, …): its INSERT
+	// trigger logs the rows of a statement logRows to a log row (see
+	// logView).
+	arrays bool
 }
 
 func (ti *tableInfo) matches(t *rowsync.Table) bool {

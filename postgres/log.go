@@ -1,0 +1,355 @@
+package postgres
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rowsync/rowsync"
+)
+
+// The log of a tracked table (_rowsync_log_N) has a row per captured
+// write, except for inserts: the INSERT trigger writes the keys of up to
+// logRows rows of one statement into one log row, in arrays (a0, a1, …,
+// one per key column; n counts the entries not deleted). Writing a row
+// and an index entry per inserted row was most of the cost of capture on a
+// bulk insert; see DESIGN.md.
+//
+// The engine sees entries. An entry's ID is its log row's id shifted left
+// by logShift plus its position in the arrays (0 for a row of one write),
+// so IDs grow with the log's identity and an ID names its row. Deleting
+// some entries of an array row sets their elements to NULL; the row goes
+// when none is left.
+const (
+	logShift = 7
+	logRows  = 1 << logShift
+)
+
+// logState is what a write transaction remembers of a table's log. Log
+// rows get their IDs from a sequence when a statement ends, and
+// transactions commit in any order, so a row with a lower ID can become
+// visible after higher ones were read. DeleteLog(upTo, nil) therefore
+// deletes only the entries this transaction read (seen), never
+// "everything <= upTo"; and when a later page finds rows that were not
+// visible before (in the ID gaps of earlier pages), their keys are
+// blocked: the rest of their entries stay in the log for the next fold,
+// which then reads them all in order.
+type logState struct {
+	read    bool
+	seen    []int64         // entry IDs returned (or knowingly skipped) and not deleted yet
+	gaps    [][2]int64      // log row ID ranges below the last page that were not visible
+	blocked map[string]bool // keys with a late entry
+	floor   int64           // the highest log row ID read: rows above it are this transaction's own
+}
+
+func (t *Tx) logState(tb *rowsync.Table) *logState {
+	ls := t.logs[tb.ID]
+	if ls == nil {
+		ls = &logState{blocked: map[string]bool{}}
+		t.logs[tb.ID] = ls
+	}
+	return ls
+}
+
+// logView is the SQL of a table's log seen as entries: the log is l, an
+// array element u.
+type logView struct {
+	from  string   // FROM clause
+	eid   string   // an entry's ID
+	live  string   // true for an entry not deleted
+	order string   // ORDER BY entries
+	key   []string // the value of each key column
+	tb    *rowsync.Table
+}
+
+func (ti *tableInfo) logView(tb *rowsync.Table) *logView {
+	v := &logView{from: logName(tb.ID) + " AS l", eid: fmt.Sprintf("(l.id << %d)", logShift), live: "true", order: "l.id", tb: tb}
+	if ti.arrays {
+		arrs, names := make([]string, len(tb.Key)), make([]string, len(tb.Key))
+		for i := range tb.Key {
+			arrs[i], names[i] = "l."+arrCol(i), arrCol(i)
+		}
+		v.from = fmt.Sprintf("%s AS l LEFT JOIN LATERAL unnest(%s) WITH ORDINALITY AS u(%s, ord) ON true",
+			logName(tb.ID), strings.Join(arrs, ", "), strings.Join(names, ", "))
+		v.eid = fmt.Sprintf("((l.id << %d) + coalesce(u.ord, 1) - 1)", logShift)
+		v.live = "(u.ord IS NULL OR u.a0 IS NOT NULL)"
+		v.order = "l.id, u.ord"
+	}
+	for i, k := range tb.Key {
+		if ti.arrays {
+			v.key = append(v.key, fmt.Sprintf("coalesce(u.%s, l.%s)", arrCol(i), logCol(k)))
+		} else {
+			v.key = append(v.key, "l."+logCol(k))
+		}
+	}
+	return v
+}
+
+// col is the SQL of column i of an entry.
+func (v *logView) col(i int) string {
+	if p := slices.Index(v.tb.Key, i); p >= 0 {
+		return v.key[p]
+	}
+	return "l." + logCol(i)
+}
+
+// keyExprs selects the key columns of entries.
+func (v *logView) keyExprs(ti *tableInfo) string {
+	parts := make([]string, len(v.tb.Key))
+	for i, k := range v.tb.Key {
+		parts[i] = ti.cols[k].readExpr(v.key[i])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// ReadLog implements rowsync.Tx.
+func (t *Tx) ReadLog(tb *rowsync.Table, after int64, limit int) ([]rowsync.LogEntry, error) {
+	ti, err := t.info(tb)
+	if err != nil {
+		return nil, err
+	}
+	v := ti.logView(tb)
+	ls := t.logState(tb)
+	if t.write {
+		if err := t.checkLate(ti, v, ls, after); err != nil {
+			return nil, fmt.Errorf("read log of %q: %w", tb.Name, err)
+		}
+	}
+	nw := maskWords(len(tb.Columns))
+	masks := make([]string, nw)
+	for i := range masks {
+		masks[i] = fmt.Sprintf("coalesce(l.m%d, 0)", i)
+	}
+	exprs := make([]string, len(ti.cols))
+	for i := range ti.cols {
+		exprs[i] = ti.cols[i].readExpr(v.col(i))
+	}
+	q := fmt.Sprintf(`SELECT %s, l.id, l.op, l.wall, %s, %s FROM %s WHERE l.id >= $1 AND %s > $2 AND %s ORDER BY %s LIMIT $3`,
+		v.eid, strings.Join(masks, ", "), strings.Join(exprs, ", "), v.from, v.eid, v.live, v.order)
+	const skip = 4
+	var out []rowsync.LogEntry
+	for {
+		rows, err := t.tx.Query(t.ctx, q, after>>logShift, after, limit)
+		if err != nil {
+			return nil, fmt.Errorf("read log of %q: %w", tb.Name, err)
+		}
+		n := 0
+		prevRow := after >> logShift
+		for rows.Next() {
+			n++
+			e := rowsync.LogEntry{Row: make([]rowsync.Value, len(tb.Columns)), Mask: make([]uint64, nw)}
+			raw, err := scanRow(rows, ti.cols, e.Row, skip+nw)
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read log of %q: %w", tb.Name, err)
+			}
+			e.ID = raw[0].(int64)
+			row := raw[1].(int64)
+			e.Op = rowsync.LogOp(raw[2].(int16))
+			e.Wall = raw[3].(int64)
+			for i := range e.Mask {
+				e.Mask[i] = uint64(raw[skip+i].(int64))
+			}
+			after = e.ID
+			if t.write {
+				if row > prevRow+1 {
+					ls.gaps = append(ls.gaps, [2]int64{prevRow + 1, row - 1})
+				}
+				prevRow = max(prevRow, row)
+				ls.floor = max(ls.floor, row)
+				key, _ := tb.SplitRow(e.Row)
+				if ls.blocked[string(rowsync.EncodeValues(key))] {
+					continue
+				}
+				ls.seen = append(ls.seen, e.ID)
+			}
+			out = append(out, e)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read log of %q: %w", tb.Name, err)
+		}
+		ls.read = true
+		// A page whose entries were all blocked: read on, so that the
+		// caller does not take an empty page for the end of the log.
+		if len(out) > 0 || n < limit {
+			return out, nil
+		}
+	}
+}
+
+// checkLate runs before a page of the log is read in a write transaction.
+// On the first read of a table that starts after an ID, the entries up to
+// that ID visible now count as seen (the caller skips them knowingly).
+// On later reads, rows that became visible in the ID gaps of earlier
+// pages (transactions that committed late) block their keys.
+func (t *Tx) checkLate(ti *tableInfo, v *logView, ls *logState, after int64) error {
+	if !ls.read {
+		if after > 0 {
+			rows, err := t.tx.Query(t.ctx, fmt.Sprintf(`SELECT %s FROM %s WHERE l.id <= $1 AND %s <= $2 AND %s`,
+				v.eid, v.from, v.eid, v.live), after>>logShift, after)
+			if err != nil {
+				return err
+			}
+			ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+			if err != nil {
+				return err
+			}
+			ls.seen = append(ls.seen, ids...)
+			ls.floor = max(ls.floor, after>>logShift)
+		}
+		return nil
+	}
+	if len(ls.gaps) == 0 {
+		return nil
+	}
+	lo, hi := make([]int64, len(ls.gaps)), make([]int64, len(ls.gaps))
+	for i, g := range ls.gaps {
+		lo[i], hi[i] = g[0], g[1]
+	}
+	rows, err := t.tx.Query(t.ctx, fmt.Sprintf(`SELECT %s FROM %s JOIN unnest($1::int8[], $2::int8[]) AS g(lo, hi)
+		ON l.id BETWEEN g.lo AND g.hi WHERE %s`, v.keyExprs(ti), v.from, v.live), lo, hi)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	kc := ti.keyCols(v.tb)
+	for rows.Next() {
+		key := make([]rowsync.Value, len(kc))
+		if _, err := scanRow(rows, kc, key, 0); err != nil {
+			return err
+		}
+		ls.blocked[string(rowsync.EncodeValues(key))] = true
+	}
+	return rows.Err()
+}
+
+// NextLogOp implements rowsync.Tx.
+func (t *Tx) NextLogOp(tb *rowsync.Table, after int64, key []rowsync.Value) (rowsync.LogOp, bool, error) {
+	ti, err := t.info(tb)
+	if err != nil {
+		return 0, false, err
+	}
+	args, err := ti.keyArgs(tb, key)
+	if err != nil {
+		return 0, false, err
+	}
+	v := ti.logView(tb)
+	q := fmt.Sprintf(`SELECT l.op FROM %s WHERE l.id >= $1 AND %s > $2 AND %s ORDER BY %s LIMIT 1`, v.from, v.eid,
+		ti.namedKeyMatch(tb, func(i int) string { return v.key[i] }, 3), v.order)
+	var op int16
+	err = t.tx.QueryRow(t.ctx, q, append([]any{after >> logShift, after}, args...)...).Scan(&op)
+	if err == pgx.ErrNoRows {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("read log of %q: %w", tb.Name, err)
+	}
+	return rowsync.LogOp(op), true, nil
+}
+
+// DeleteLog implements rowsync.Tx. With ids nil it deletes the entries
+// with ID <= upTo that this transaction's ReadLog returned (see logState);
+// for a table this transaction never read, every entry <= upTo.
+func (t *Tx) DeleteLog(tb *rowsync.Table, upTo int64, ids []int64) error {
+	ti, err := t.info(tb)
+	if err != nil {
+		return err
+	}
+	ls := t.logState(tb)
+	if ids == nil && !ls.read {
+		v := ti.logView(tb)
+		return t.deleteEntries(tb, ti, fmt.Sprintf(`SELECT %s FROM %s WHERE l.id <= $1 AND %s <= $2 AND %s`, v.eid, v.from, v.eid, v.live),
+			upTo>>logShift, upTo)
+	}
+	del := ids
+	if ids == nil {
+		del = nil
+		for _, id := range ls.seen {
+			if id <= upTo {
+				del = append(del, id)
+			}
+		}
+	}
+	if len(del) == 0 {
+		return nil
+	}
+	if err := t.deleteEntries(tb, ti, `SELECT unnest($1::int8[])`, del); err != nil {
+		return err
+	}
+	gone := make(map[int64]bool, len(del))
+	for _, id := range del {
+		gone[id] = true
+	}
+	ls.seen = slices.DeleteFunc(ls.seen, func(id int64) bool { return gone[id] })
+	return nil
+}
+
+// deleteEntries deletes the log entries whose IDs the query src selects,
+// in one statement; each must be an entry not deleted yet. A log row goes
+// when all its entries go; otherwise the array elements of the entries
+// named are set to NULL.
+func (t *Tx) deleteEntries(tb *rowsync.Table, ti *tableInfo, src string, args ...any) error {
+	log := logName(tb.ID)
+	q := fmt.Sprintf(`DELETE FROM %s WHERE id IN (SELECT x >> %d FROM (%s) AS e(x))`, log, logShift, src)
+	if ti.arrays {
+		sets := []string{"n = l.n - cardinality(h.pos)"}
+		for i := range tb.Key {
+			a := arrCol(i)
+			sets = append(sets, fmt.Sprintf(`%s = ARRAY(SELECT CASE WHEN v.o = ANY(h.pos) THEN NULL ELSE v.x END
+				FROM unnest(l.%s) WITH ORDINALITY AS v(x, o) ORDER BY v.o)`, a, a))
+		}
+		// The DELETE and the UPDATE touch different rows.
+		q = fmt.Sprintf(`WITH h AS (SELECT x >> %d AS id, array_agg(DISTINCT (x & %d) + 1) AS pos FROM (%s) AS e(x) GROUP BY 1),
+			d AS (DELETE FROM %s AS l USING h WHERE l.id = h.id AND coalesce(l.n, 1) <= cardinality(h.pos))
+			UPDATE %s AS l SET %s FROM h WHERE l.id = h.id AND l.n > cardinality(h.pos)`,
+			logShift, logRows-1, src, log, log, strings.Join(sets, ", "))
+	}
+	if _, err := t.tx.Exec(t.ctx, q, args...); err != nil {
+		return fmt.Errorf("delete log of %q: %w", tb.Name, err)
+	}
+	return nil
+}
+
+// dropEcho deletes the entries above the fold's floor that this
+// transaction marked as echo, of the keys the engine wrote.
+func (t *Tx) dropEcho(tb *rowsync.Table, keys [][]rowsync.Value) error {
+	ti, err := t.info(tb)
+	if err != nil {
+		return err
+	}
+	v := ti.logView(tb)
+	// A key that keyArrays refuses is skipped: no row can have it, so
+	// nothing echoed it.
+	arrays, _ := ti.keyArrays(tb, keys, true)
+	params, names := ti.keyUnnest(tb, 2)
+	conds := make([]string, len(tb.Key))
+	for i, k := range tb.Key {
+		conds[i] = fmt.Sprintf("%s = %s", v.key[i], ti.cols[k].castElem("a."+keyCol(i)))
+	}
+	src := fmt.Sprintf(`SELECT %s FROM %s JOIN unnest(%s) AS a(%s) ON %s WHERE l.echo AND l.id > $1`,
+		v.eid, v.from, strings.Join(params, ", "), strings.Join(names, ", "), strings.Join(conds, " AND "))
+	if err := t.deleteEntries(tb, ti, src, append([]any{t.logState(tb).floor}, arrays...)...); err != nil {
+		return fmt.Errorf("drop echo of applied rows: %w", err)
+	}
+	return nil
+}
+
+// LogCount implements rowsync.Tx.
+func (t *Tx) LogCount(tb *rowsync.Table) (int64, error) {
+	var n int64
+	q := fmt.Sprintf(`SELECT count(*) FROM %s`, logName(tb.ID))
+	ti, err := t.info(tb)
+	if err != nil {
+		return 0, err
+	}
+	if ti.arrays {
+		q = fmt.Sprintf(`SELECT coalesce(sum(coalesce(n, 1)), 0)::int8 FROM %s`, logName(tb.ID))
+	}
+	if err := t.tx.QueryRow(t.ctx, q).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count log of %q: %w", tb.Name, err)
+	}
+	return n, nil
+}

@@ -1,6 +1,7 @@
 package rowsync_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -154,5 +155,71 @@ func TestForeignKeyCycle(t *testing.T) {
 				t.Errorf("second sync: %d held, want %d", res.Pulled.Held, len(want))
 			}
 		})
+	}
+}
+
+// TestMySQLCascadesCaptured checks the rows that MySQL's foreign-key
+// actions change without firing triggers: a delete that cascades two
+// levels down and sets another child's key to NULL, and a key change that
+// cascades into a child's foreign key and into another child's primary
+// key. The MySQL node's changes reach a SQLite node, which ends identical
+// without running any cascade of its own (its keys do not cascade).
+func TestMySQLCascadesCaptured(t *testing.T) {
+	m := newEngineSite(t, "m", "mysql", `CREATE TABLE p(id BIGINT PRIMARY KEY, name VARCHAR(20));
+		CREATE TABLE c(id BIGINT PRIMARY KEY, pid BIGINT, note VARCHAR(20), FOREIGN KEY (pid) REFERENCES p(id) ON DELETE CASCADE ON UPDATE CASCADE);
+		CREATE TABLE g(id BIGINT PRIMARY KEY, cid BIGINT, FOREIGN KEY (cid) REFERENCES c(id) ON DELETE CASCADE);
+		CREATE TABLE s(id BIGINT PRIMARY KEY, pid BIGINT, FOREIGN KEY (pid) REFERENCES p(id) ON DELETE SET NULL ON UPDATE SET NULL);
+		CREATE TABLE k(pid BIGINT, line BIGINT, qty BIGINT, PRIMARY KEY (pid, line), FOREIGN KEY (pid) REFERENCES p(id) ON UPDATE CASCADE ON DELETE CASCADE)`)
+	q := newEngineSite(t, "q", "sqlite", `CREATE TABLE p(id INTEGER PRIMARY KEY, name TEXT);
+		CREATE TABLE c(id INTEGER PRIMARY KEY, pid INTEGER, note TEXT);
+		CREATE TABLE g(id INTEGER PRIMARY KEY, cid INTEGER);
+		CREATE TABLE s(id INTEGER PRIMARY KEY, pid INTEGER);
+		CREATE TABLE k(pid INTEGER, line INTEGER, qty INTEGER, PRIMARY KEY (pid, line))`)
+	ws, err := m.db.(interface {
+		CascadeWarnings(context.Context) ([]string, error)
+	}).CascadeWarnings(t.Context())
+	if err != nil || len(ws) != 0 {
+		t.Fatalf("cascade warnings %q, %v: want none, every action is captured", ws, err)
+	}
+	m.site.exec(t, `INSERT INTO p VALUES (1, 'one'), (2, 'two'), (3, 'three')`)
+	m.site.exec(t, `INSERT INTO c VALUES (10, 1, 'a'), (11, 1, 'b'), (12, 2, 'c'), (13, 3, 'd')`)
+	m.site.exec(t, `INSERT INTO g VALUES (100, 10), (101, 11), (102, 12)`)
+	m.site.exec(t, `INSERT INTO s VALUES (200, 1), (201, 2)`)
+	m.site.exec(t, `INSERT INTO k VALUES (1, 1, 5), (2, 1, 6), (2, 2, 7)`)
+	syncSites(t, q.site, m.site)
+
+	m.site.exec(t, `DELETE FROM p WHERE id = 1`)        // c 10, 11 and g 100, 101 go; s 200 gets NULL; k (1,1) goes
+	m.site.exec(t, `UPDATE p SET id = 20 WHERE id = 2`) // c 12 follows; s 201 gets NULL; k (2,1), (2,2) become (20,1), (20,2)
+	syncSites(t, q.site, m.site)
+
+	want := map[string][]string{
+		"p": {"2", "3"}, "c": {"12", "13"}, "g": {"102"}, "s": {"200", "201"}, "k": {"(20, 1)", "(20, 2)"},
+	}
+	ms, qs := readSnapshot(t, m), readSnapshot(t, q)
+	for table, keys := range want {
+		var got []string
+		for k := range qs[table] {
+			got = append(got, k)
+		}
+		slices.Sort(got)
+		var mk []string
+		for k := range ms[table] {
+			mk = append(mk, k)
+		}
+		slices.Sort(mk)
+		if table == "p" {
+			keys = []string{"20", "3"}
+		}
+		if !slices.Equal(mk, keys) {
+			t.Errorf("%s on the MySQL node: keys %q, want %q", table, mk, keys)
+		}
+		if !slices.Equal(got, mk) {
+			t.Errorf("%s on the SQLite node: keys %q, MySQL node has %q", table, got, mk)
+		}
+		for k, row := range ms[table] {
+			if !slices.EqualFunc(row, qs[table][k], rowsync.Value.Equal) {
+				t.Errorf("%s %s: SQLite node has %v, MySQL node %v", table, k, qs[table][k], row)
+			}
+		}
 	}
 }

@@ -39,9 +39,9 @@ import (
 // that row on every node whenever it changes.
 
 // propertySchema is the schema of the property test on each engine: one
-// logical schema, so nodes of different engines can sync. MySQL does not
-// fire triggers for foreign-key cascades (see mysql/DESIGN.md), so there
-// tag's foreign key restricts instead of cascading.
+// logical schema, so nodes of different engines can sync. tag's foreign
+// key cascades on every engine (MySQL's cascades are captured from the
+// parent's triggers, see mysql/cascade.go).
 var propertySchema = map[string]string{
 	"sqlite": `
 CREATE TABLE parent(id INTEGER PRIMARY KEY, name TEXT, code INTEGER UNIQUE, score REAL);
@@ -56,7 +56,7 @@ CREATE TABLE pair(a bigint, b text, x text, y bytea, PRIMARY KEY(a, b));`,
 	"mysql": `
 CREATE TABLE parent(id BIGINT PRIMARY KEY, name TEXT, code BIGINT UNIQUE, score DOUBLE);
 CREATE TABLE child(id BIGINT PRIMARY KEY, pid BIGINT NOT NULL, note TEXT, n BIGINT, FOREIGN KEY (pid) REFERENCES parent(id));
-CREATE TABLE tag(id BIGINT PRIMARY KEY, pid BIGINT, label TEXT, FOREIGN KEY (pid) REFERENCES parent(id));
+CREATE TABLE tag(id BIGINT PRIMARY KEY, pid BIGINT, label TEXT, FOREIGN KEY (pid) REFERENCES parent(id) ON DELETE CASCADE);
 CREATE TABLE pair(a BIGINT, b VARCHAR(8), x TEXT, y LONGBLOB, PRIMARY KEY(a, b));`,
 }
 

@@ -297,13 +297,9 @@ func (d *DB) install(ctx context.Context, conn *sql.Conn, tables []string) error
 			return err
 		}
 	}
-	// Foreign-key actions are not captured (MySQL fires no triggers for
-	// them): say so.
-	tracked := map[string]bool{}
-	for _, p := range plans {
-		tracked[p.name] = true
-	}
-	warnings, err := cascadeWarnings(ctx, conn, tracked)
+	// MySQL fires no triggers for the rows foreign-key actions change:
+	// capture them from the parents, and say what cannot be.
+	warnings, err := installCascades(ctx, conn)
 	if err != nil {
 		return err
 	}

@@ -452,44 +452,11 @@ func sameColumns(r registered, live []liveColumn, key []string) error {
 	return bookkeeping.CheckColumns(r.name, r.cols, r.key, cols, key)
 }
 
-// CascadeWarnings lists the foreign keys between tracked tables whose ON
-// DELETE or ON UPDATE action changes child rows (CASCADE, SET NULL, SET
-// DEFAULT). MySQL and MariaDB do not fire triggers for those changes, so
-// rowsync does not capture them: the child rows change here but not on
-// the other nodes until written again. See DESIGN.md.
+// CascadeWarnings lists the foreign-key actions (ON DELETE/ON UPDATE
+// CASCADE, SET NULL, SET DEFAULT) that change rows of tracked tables in a
+// way rowsync does not capture: MySQL and MariaDB fire no triggers for
+// them, and rowsync captures them from the parent's own triggers only
+// when the parent is tracked and the cascade is not a cycle. See DESIGN.md.
 func (d *DB) CascadeWarnings(ctx context.Context) ([]string, error) {
-	reg, err := readRegistry(ctx, d.db)
-	if err != nil {
-		return nil, err
-	}
-	tracked := map[string]bool{}
-	for _, r := range reg {
-		tracked[r.name] = true
-	}
-	return cascadeWarnings(ctx, d.db, tracked)
-}
-
-func cascadeWarnings(ctx context.Context, q querier, tracked map[string]bool) ([]string, error) {
-	rows, err := q.QueryContext(ctx, `SELECT TABLE_NAME, REFERENCED_TABLE_NAME, CONSTRAINT_NAME, DELETE_RULE, UPDATE_RULE
-		FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE()
-		AND (DELETE_RULE IN ('CASCADE', 'SET NULL', 'SET DEFAULT') OR UPDATE_RULE IN ('CASCADE', 'SET NULL', 'SET DEFAULT'))
-		ORDER BY TABLE_NAME, CONSTRAINT_NAME`)
-	if err != nil {
-		return nil, fmt.Errorf("inspect foreign keys: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var child, parent, name, del, upd string
-		if err := rows.Scan(&child, &parent, &name, &del, &upd); err != nil {
-			return nil, err
-		}
-		if !tracked[child] {
-			continue
-		}
-		out = append(out, fmt.Sprintf("foreign key %s of %q references %q with ON DELETE %s ON UPDATE %s: "+
-			"MySQL does not fire triggers for the rows it changes that way, so rowsync does not capture those changes",
-			quote(name), child, parent, del, upd))
-	}
-	return out, rows.Err()
+	return cascadeWarnings(ctx, d.db)
 }

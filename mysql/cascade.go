@@ -263,15 +263,10 @@ type execQuerier interface {
 // installCascades replaces the foreign-key action triggers of every
 // tracked table and returns the actions still not captured.
 func installCascades(ctx context.Context, q execQuerier) ([]string, error) {
-	reg, err := readRegistry(ctx, q)
+	c, reg, err := loadCascades(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	fks, err := foreignKeys(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	c := planCascades(fks, reg)
 	for _, r := range reg {
 		for _, t := range []struct {
 			suffix, event string
@@ -297,13 +292,23 @@ func installCascades(ctx context.Context, q execQuerier) ([]string, error) {
 // cascadeWarnings lists the foreign-key actions on tracked tables that
 // rowsync does not capture.
 func cascadeWarnings(ctx context.Context, q querier) ([]string, error) {
-	reg, err := readRegistry(ctx, q)
+	c, _, err := loadCascades(ctx, q)
 	if err != nil {
 		return nil, err
+	}
+	return c.warnings, nil
+}
+
+// loadCascades plans the capture of foreign-key actions for the tracked
+// tables of the database.
+func loadCascades(ctx context.Context, q querier) (*cascadePlan, []registered, error) {
+	reg, err := readRegistry(ctx, q)
+	if err != nil {
+		return nil, nil, err
 	}
 	fks, err := foreignKeys(ctx, q)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return planCascades(fks, reg).warnings, nil
+	return planCascades(fks, reg), reg, nil
 }

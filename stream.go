@@ -2,26 +2,26 @@ package rowsync
 
 import (
 	"bufio"
-	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 )
 
 // The change stream is the one format every transport moves: the body of a
 // pull response, of a push request and of a bundle file. It is specified
-// in docs/PROTOCOL.md; in short: the 5-byte header "RSYN\x01", then frames
-// of one type byte, a uvarint payload length and the payload.
+// in docs/PROTOCOL.md; in short: the 5-byte header "RSYN\x02", then frames
+// of one type byte, a uvarint payload length and the payload. Rows travel
+// in blocks, column by column (stream_columns.go).
 
 // ProtocolVersion is the version of the change stream and of the HTTP
 // protocol.
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
-var streamMagic = []byte("RSYN\x01")
+var streamMagic = []byte("RSYN\x02")
 
-// Frame types.
+// Frame types. On the wire a FrameRow frame (a Rows frame) carries a block
+// of rows; the Decoder returns one FrameRow frame per row.
 const (
 	FrameBegin      = 'B'
 	FrameNode       = 'N'
@@ -77,7 +77,10 @@ type StreamError struct{ Message string }
 
 func (e *StreamError) Error() string { return "peer failed: " + e.Message }
 
-// Encoder writes a change stream.
+// Encoder writes a change stream. Rows are gathered into a block and
+// written as one Rows frame at the next Table, Checkpoint, End or Flush, or
+// when the block is full (MaxBlockRows rows, MaxBlockCells cells, or about
+// 1 MiB of values).
 type Encoder struct {
 	w       *bufio.Writer
 	started bool
@@ -85,9 +88,8 @@ type Encoder struct {
 	buf     []byte
 	hdr     *TableHeader
 	ncells  int
-	// The previous row's seq and first HLC in this table run: rows carry
-	// both as deltas from them.
-	lastSeq, lastHLC int64
+	ncols   int
+	blk     blockEncoder
 }
 
 // NewEncoder returns an encoder writing to w. Call Flush at batch ends.
@@ -96,6 +98,15 @@ func NewEncoder(w io.Writer) *Encoder {
 }
 
 func (e *Encoder) frame(typ byte, payload []byte) error {
+	if err := e.frameHeader(typ, len(payload)); err != nil {
+		return err
+	}
+	_, err := e.w.Write(payload)
+	return err
+}
+
+// frameHeader writes a frame's type and length (and, first, the magic).
+func (e *Encoder) frameHeader(typ byte, n int) error {
 	if !e.started {
 		if _, err := e.w.Write(streamMagic); err != nil {
 			return err
@@ -104,11 +115,8 @@ func (e *Encoder) frame(typ byte, payload []byte) error {
 	}
 	var hdr [1 + binary.MaxVarintLen64]byte
 	hdr[0] = typ
-	n := binary.PutUvarint(hdr[1:], uint64(len(payload)))
-	if _, err := e.w.Write(hdr[:1+n]); err != nil {
-		return err
-	}
-	_, err := e.w.Write(payload)
+	k := binary.PutUvarint(hdr[1:], uint64(n))
+	_, err := e.w.Write(hdr[:1+k])
 	return err
 }
 
@@ -140,11 +148,52 @@ func (e *Encoder) Table(t *Table, kind ChangeKind) error {
 	for _, k := range h.Key {
 		b = appendString(b, k)
 	}
+	if err := e.flushRows(); err != nil {
+		return err
+	}
 	e.hdr = h
 	e.ncells = len(h.Columns) - len(h.Key)
-	e.lastSeq, e.lastHLC = 0, 0
+	e.ncols = len(h.Columns)
+	e.blk.init(len(h.Key), e.ncells)
 	return e.frame(FrameTable, b)
 }
+
+// flushRows writes the rows gathered so far as one Rows frame.
+func (e *Encoder) flushRows() error {
+	if e.blk.n == 0 {
+		return nil
+	}
+	p, split := e.blk.encode(e.buf[:0])
+	e.buf = p
+	e.blk.reset()
+	if split < sectionBytes || len(p)-split < sectionBytes {
+		return e.frame(FrameRow, p)
+	}
+	// A large frame's numbers and its texts go in separate writes, and
+	// apart from what came before: a transport that compresses each
+	// write as a block of its own (as the HTTP server and client do)
+	// then codes each with its own tables. Random bit-packed numbers in
+	// the same zstd block as text make zstd code the text's bytes as if
+	// they were as random.
+	if err := e.w.Flush(); err != nil {
+		return err
+	}
+	if err := e.frameHeader(FrameRow, len(p)); err != nil {
+		return err
+	}
+	if _, err := e.w.Write(p[:split]); err != nil {
+		return err
+	}
+	if err := e.w.Flush(); err != nil {
+		return err
+	}
+	_, err := e.w.Write(p[split:])
+	return err
+}
+
+// sectionBytes is the size from which a Rows frame's numbers and texts
+// are written apart (see flushRows).
+const sectionBytes = 1 << 10
 
 func (e *Encoder) nodeIndex(id string) (uint64, error) {
 	if id == "" {
@@ -159,88 +208,38 @@ func (e *Encoder) nodeIndex(id string) (uint64, error) {
 }
 
 // Row writes one row of the current table; seq is the sender's sequence
-// number of its last change.
+// number of its last change. The row is encoded at once (the caller may
+// reuse r) and written with its block.
 func (e *Encoder) Row(seq int64, r *Row) error {
 	if e.hdr == nil {
 		return errors.New("encode row: no table header")
 	}
-	if len(r.Cells) != e.ncells {
-		return fmt.Errorf("encode row: %d cells for %d columns", len(r.Cells), e.ncells)
+	if len(r.Cells) != e.ncells || len(r.Key) != len(e.hdr.Key) {
+		return fmt.Errorf("encode row: %d key values and %d cells for %d key columns and %d others", len(r.Key), len(r.Cells), len(e.hdr.Key), e.ncells)
 	}
-	// The row's distinct versions, each written once.
-	var vers []Version
-	idx := func(v Version) uint64 {
-		if v.IsZero() {
-			return 0
-		}
-		for i, o := range vers {
-			if o == v {
-				return uint64(i + 1)
-			}
-		}
-		vers = append(vers, v)
-		return uint64(len(vers))
+	if e.ncols > MaxBlockCells {
+		return fmt.Errorf("encode row: table %q has %d columns, more than a rows frame can carry (%d)", e.hdr.Name, e.ncols, MaxBlockCells)
 	}
-	live, tomb, tprev := idx(r.Live), idx(r.Tomb), idx(r.TombPrev)
-	cidx := make([]uint64, 2*len(r.Cells))
-	for i := range r.Cells {
-		cidx[2*i] = idx(r.Cells[i].V)
-		cidx[2*i+1] = idx(r.Cells[i].Prev)
-	}
-	// Newest version first: rows go out in sequence order, so the newest
-	// versions of consecutive rows are close and delta-encode small.
-	if len(vers) > 1 {
-		order := make([]int, len(vers))
-		for i := range order {
-			order[i] = i
-		}
-		slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(vers[b].HLC, vers[a].HLC) })
-		pos := make([]uint64, len(vers)+1)
-		sorted := make([]Version, len(vers))
-		for to, from := range order {
-			sorted[to] = vers[from]
-			pos[from+1] = uint64(to + 1)
-		}
-		vers = sorted
-		live, tomb, tprev = pos[live], pos[tomb], pos[tprev]
-		for i := range cidx {
-			cidx[i] = pos[cidx[i]]
-		}
-	}
-	b := e.buf[:0]
-	b = binary.AppendVarint(b, seq-e.lastSeq)
-	e.lastSeq = seq
-	b = binary.AppendUvarint(b, uint64(len(vers)))
-	last := e.lastHLC
-	if len(vers) > 0 {
-		e.lastHLC = vers[0].HLC
-	}
-	for _, v := range vers {
-		ni, err := e.nodeIndex(v.Node)
-		if err != nil {
+	// A row that would take the block past blockBytes starts a new one.
+	if e.blk.n > 0 && e.blk.bytes+rowBytes(r) > blockBytes {
+		if err := e.flushRows(); err != nil {
 			return err
 		}
-		b = binary.AppendVarint(b, v.HLC-last)
-		last = v.HLC
-		b = binary.AppendUvarint(b, ni)
 	}
-	b = binary.AppendUvarint(b, live)
-	b = binary.AppendUvarint(b, tomb)
-	b = binary.AppendUvarint(b, tprev)
-	for _, k := range r.Key {
-		b = AppendValue(b, k)
+	if err := e.blk.add(seq, r, e.nodeIndex); err != nil {
+		return err
 	}
-	for i := range r.Cells {
-		b = AppendValue(b, r.Cells[i].Value)
-		b = binary.AppendUvarint(b, cidx[2*i])
-		b = binary.AppendUvarint(b, cidx[2*i+1])
+	if b := &e.blk; b.n >= MaxBlockRows || (b.n+1)*e.ncols > MaxBlockCells || b.bytes >= blockBytes {
+		return e.flushRows()
 	}
-	e.buf = b
-	return e.frame(FrameRow, b)
+	return nil
 }
 
 // Checkpoint ends a batch: the receiver commits it with these cursors.
 func (e *Encoder) Checkpoint(cs []Cursor) error {
+	if err := e.flushRows(); err != nil {
+		return err
+	}
 	b := binary.AppendUvarint(nil, uint64(len(cs)))
 	for _, c := range cs {
 		b = appendString(b, c.Table)
@@ -252,16 +251,27 @@ func (e *Encoder) Checkpoint(cs []Cursor) error {
 
 // End closes the stream cleanly.
 func (e *Encoder) End(rows int64) error {
+	if err := e.flushRows(); err != nil {
+		return err
+	}
 	return e.frame(FrameEnd, binary.AppendUvarint(nil, uint64(rows)))
 }
 
 // Error tells the receiver the sender failed; nothing after it is read.
+// Rows not yet written are dropped: the receiver would discard them.
 func (e *Encoder) Error(msg string) error {
+	e.blk.reset()
 	return e.frame(FrameError, appendString(nil, msg))
 }
 
-// Flush writes buffered frames to the underlying writer.
-func (e *Encoder) Flush() error { return e.w.Flush() }
+// Flush writes the rows gathered so far and every buffered frame to the
+// underlying writer.
+func (e *Encoder) Flush() error {
+	if err := e.flushRows(); err != nil {
+		return err
+	}
+	return e.w.Flush()
+}
 
 // Decoder reads a change stream.
 type Decoder struct {
@@ -272,8 +282,8 @@ type Decoder struct {
 	ncells  int
 	buf     []byte
 	ended   bool
-	// See Encoder.lastSeq.
-	lastSeq, lastHLC int64
+	// The last Rows frame, whose rows Next returns one by one.
+	blk blockDecoder
 }
 
 // NewDecoder returns a decoder reading from r.
@@ -316,6 +326,9 @@ func (d *Decoder) payload(n uint64) ([]byte, error) {
 // an End frame it returns io.EOF; a stream that stops before its End frame
 // returns an error wrapping io.ErrUnexpectedEOF.
 func (d *Decoder) Next() (*Frame, error) {
+	if d.blk.next < d.blk.n {
+		return d.blk.row(), nil
+	}
 	for {
 		f, err := d.next()
 		if err != nil || f != nil {
@@ -423,55 +436,19 @@ func (d *Decoder) next() (*Frame, error) {
 		}
 		d.hdr = h
 		d.ncells = len(h.Columns) - len(h.Key)
-		d.lastSeq, d.lastHLC = 0, 0
 		f.Table = h
 	case FrameRow:
 		if d.hdr == nil {
 			return nil, malformed("row before any table header")
 		}
-		d.lastSeq += r.varint("row seq")
-		f.Seq = d.lastSeq
-		nv := r.uvarint("version count")
-		if nv > uint64(2*d.ncells+3) {
-			return nil, malformed("row with %d versions", nv)
+		if err := d.decodeRows(r); err != nil {
+			return nil, err
 		}
-		vers := make([]Version, nv)
-		last := d.lastHLC
-		for i := range vers {
-			last += r.varint("hlc")
-			if i == 0 {
-				d.lastHLC = last
-			}
-			ni := r.uvarint("node index")
-			if ni == 0 || ni > uint64(len(d.nodes)) {
-				if r.err == nil {
-					return nil, malformed("row version names unknown node %d", ni)
-				}
-				break
-			}
-			vers[i] = Version{HLC: last, Node: d.nodes[ni-1]}
+		if len(r.b) != 0 {
+			d.blk.n = 0 // none of its rows
+			return nil, malformed("frame 0x%02x has %d trailing bytes", typ, len(r.b))
 		}
-		ver := func() Version {
-			i := r.uvarint("version index")
-			if i == 0 || r.err != nil {
-				return Version{}
-			}
-			if i > nv {
-				r.fail("version index")
-				return Version{}
-			}
-			return vers[i-1]
-		}
-		row := &Row{Live: ver(), Tomb: ver(), TombPrev: ver()}
-		row.Key = make([]Value, len(d.hdr.Key))
-		for i := range row.Key {
-			row.Key[i] = r.value()
-		}
-		row.Cells = make([]Cell, d.ncells)
-		for i := range row.Cells {
-			row.Cells[i] = Cell{Value: r.value(), V: ver(), Prev: ver()}
-		}
-		f.Row = row
+		return d.blk.row(), nil
 	case FrameCheckpoint:
 		nc := r.uvarint("cursor count")
 		if nc > uint64(len(p)) {

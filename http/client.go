@@ -110,6 +110,33 @@ func (c *Client) Digest(ctx context.Context) ([]rowsync.TableDigest, error) {
 	return ds, err
 }
 
+// copyBlocks compresses r into zw, one zstd block per read. A read from
+// the pipe that Node.Sync pushes through returns one write of the stream
+// encoder, so each batch goes out when it is written, and the numbers
+// and the texts of a large Rows frame, which the encoder writes apart,
+// are compressed with tables of their own (as the server's flushWriter
+// does for pulls).
+func copyBlocks(zw *zstd.Encoder, r io.Reader) error {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if _, werr := zw.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			if ferr := zw.Flush(); ferr != nil {
+				return ferr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
 // Push implements rowsync.Peer: the stream is sent as the request body,
 // zstd-compressed, as it is produced.
 func (c *Client) Push(ctx context.Context, from rowsync.NodeInfo, r io.Reader) (*rowsync.ReceiveResult, error) {
@@ -119,7 +146,7 @@ func (c *Client) Push(ctx context.Context, from rowsync.NodeInfo, r io.Reader) (
 		pr, pw := io.Pipe()
 		go func() {
 			zw, _ := zstd.NewWriter(pw, zstd.WithEncoderConcurrency(1))
-			_, err := io.Copy(zw, r)
+			err := copyBlocks(zw, r)
 			if cerr := zw.Close(); err == nil {
 				err = cerr
 			}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"path/filepath"
 	"runtime"
@@ -286,13 +287,13 @@ func TestServerBadRequests(t *testing.T) {
 		{"no protocol header", "/v1/hello", without(rshttp.HeaderProtocol), good, 400, "protocol", []string{rshttp.HeaderProtocol}},
 		{"unsupported protocol", "/v1/hello", with(rshttp.HeaderProtocol, "99"), good, 400, "protocol", []string{rshttp.HeaderProtocol, "99"}},
 		{"garbage protocol", "/v1/pull", with(rshttp.HeaderProtocol, "one"), `{}`, 400, "protocol", []string{rshttp.HeaderProtocol}},
-		{"no headers on push", "/v1/push", http.Header{"Content-Type": {rshttp.ContentStream}}, "RSYN\x01", 400, "protocol", nil},
+		{"no headers on push", "/v1/push", http.Header{"Content-Type": {rshttp.ContentStream}}, string(magic), 400, "protocol", nil},
 		{"no content type", "/v1/hello", without("Content-Type"), good, 415, "content_type", []string{"Content-Type"}},
 		{"text content type", "/v1/hello", with("Content-Type", "text/plain"), good, 415, "content_type", []string{"Content-Type", "text/plain"}},
 		{"stream content type on hello", "/v1/pull", with("Content-Type", rshttp.ContentStream), `{}`, 415, "content_type", nil},
-		{"json content type on push", "/v1/push", jsonH(), "RSYN\x01", 415, "content_type", []string{rshttp.ContentStream}},
+		{"json content type on push", "/v1/push", jsonH(), string(magic), 415, "content_type", []string{rshttp.ContentStream}},
 		{"malformed json", "/v1/hello", jsonH(), `{"protocol":1,"node":`, 400, "malformed", []string{"JSON"}},
-		{"not json", "/v1/hello", jsonH(), `RSYN` + "\x01\x00", 400, "malformed", []string{"JSON"}},
+		{"not json", "/v1/hello", jsonH(), string(magic) + "\x00", 400, "malformed", []string{"JSON"}},
 		{"empty json body", "/v1/hello", jsonH(), ``, 400, "malformed", []string{"JSON"}},
 		{"json of the wrong shape", "/v1/hello", jsonH(), `[1,2,3]`, 400, "malformed", []string{"JSON"}},
 		{"wrong field type", "/v1/hello", jsonH(), `{"protocol":"one"}`, 400, "malformed", []string{"protocol"}},
@@ -302,7 +303,7 @@ func TestServerBadRequests(t *testing.T) {
 		{"unknown nested field", "/v1/pull", jsonH(), `{"node":{"id":"` + peerID + `","evil":1},"cursors":[]}`, 400, "malformed", []string{"unknown field", "evil"}},
 		{"body and header ids differ", "/v1/hello", jsonH(), helloBody("someone-else", h.node.Schema()), 400, "protocol", []string{"differ"}},
 		{"hello claiming the server's id", "/v1/hello", with(rshttp.HeaderNode, h.node.ID()), helloBody(h.node.ID(), h.node.Schema()), 400, "protocol", []string{"itself"}},
-		{"hello of another protocol", "/v1/hello", jsonH(), strings.Replace(good, `"protocol":1`, `"protocol":7`, 1), 400, "protocol", []string{"7"}},
+		{"hello of another protocol", "/v1/hello", jsonH(), strings.Replace(good, fmt.Sprintf(`"protocol":%d`, rowsync.ProtocolVersion), `"protocol":7`, 1), 400, "protocol", []string{"7"}},
 		{"schema mismatch", "/v1/hello", jsonH(), helloBody(peerID, wrongSchema), 409, "schema_mismatch", []string{`"t"`, `"extra"`}},
 		{"schema with an injected table", "/v1/hello", jsonH(), helloBody(peerID, injected), 409, "schema_mismatch", []string{"DROP TABLE"}},
 		{"pull of an unknown table", "/v1/pull", jsonH(), `{"node":{"id":"` + peerID + `"},"cursors":[{"table":"nosuch","kind":0,"seq":0}]}`, 400, "unknown_table", []string{"nosuch"}},
@@ -373,23 +374,60 @@ func tHeader() []byte {
 	return frame(rowsync.FrameTable, str(p, "id"))
 }
 
-// tRow is a row frame of table t with one version (node index 1) whose
-// three cells are given already encoded.
-func tRow(key []byte, cells ...[]byte) []byte {
-	p := binary.AppendUvarint(nil, 1)                     // seq
-	p = binary.AppendUvarint(p, 1)                        // one version
-	p = binary.AppendVarint(p, rowsync.HLCFromWall(1e12)) // its hlc
-	p = binary.AppendUvarint(p, 1)                        // its node
-	p = append(p, 1, 0, 0)                                // live, tomb, tomb prev
-	p = append(p, key...)
-	for _, c := range cells {
-		p = append(p, c...)
-		p = append(p, 1, 0) // version, previous version
-	}
-	return frame(rowsync.FrameRow, p)
+// magic opens a change stream of this build's version.
+var magic = []byte{'R', 'S', 'Y', 'N', rowsync.ProtocolVersion}
+
+// ints1 is an integer column of one value, as a varint (layout 0).
+func ints1(x int64) []byte { return binary.AppendVarint([]byte{0}, x) }
+
+// tVersions is the start of a rows frame of one row of table t: seq 1,
+// a version table of one version (node index 1).
+func tVersions() []byte {
+	return slices.Concat(binary.AppendUvarint(nil, 1), ints1(1), ints1(1), ints1(rowsync.HLCFromWall(1e12)), ints1(1))
 }
 
-func val(v rowsync.Value) []byte { return rowsync.AppendValue(nil, v) }
+// tRefs are the version indexes of a row of t whose cells were all written
+// by its one version: live, tomb, tomb prev, each cell's v, each cell's prev.
+func tRefs() []byte {
+	return slices.Concat(ints1(1), ints1(0), ints1(0), ints1(1), ints1(1), ints1(1), ints1(0), ints1(0), ints1(0))
+}
+
+// tRow is a rows frame of one row of table t (three cells) with one
+// version for all of it; key and cells are value columns of one value
+// each (val).
+func tRow(key col, cells ...col) []byte {
+	return frame(rowsync.FrameRow, slices.Concat(tVersions(), tRefs(), cols(append([]col{key}, cells...)...)))
+}
+
+// col is a value column of a rows frame: what it has among the columns,
+// and the bytes of its texts and blobs, which follow all the columns.
+type col struct{ meta, data []byte }
+
+// cols are the values part of a rows frame of these columns.
+func cols(cs ...col) []byte {
+	var b []byte
+	for _, c := range cs {
+		b = append(b, c.meta...)
+	}
+	for _, c := range cs {
+		b = append(b, c.data...)
+	}
+	return b
+}
+
+// val is a value column of one value.
+func val(v rowsync.Value) col {
+	switch v.Kind {
+	case rowsync.Integer:
+		return col{meta: slices.Concat(ints1(1), ints1(v.Int))}
+	case rowsync.Real:
+		return col{meta: binary.LittleEndian.AppendUint64(ints1(2), math.Float64bits(v.Float))}
+	case rowsync.Text, rowsync.Blob:
+		// No shared prefix or suffix, the length; the bytes.
+		return col{meta: slices.Concat(ints1(int64(v.Kind)), []byte{0, 0}, ints1(int64(len(v.Str)))), data: []byte(v.Str)}
+	}
+	return col{meta: ints1(0)}
+}
 
 func checkpointFrame(table string, seq uint64) []byte {
 	p := binary.AppendUvarint(nil, 1)
@@ -401,7 +439,7 @@ func checkpointFrame(table string, seq uint64) []byte {
 func endFrame(rows uint64) []byte { return frame(rowsync.FrameEnd, binary.AppendUvarint(nil, rows)) }
 
 func rawStream(frames ...[]byte) []byte {
-	return slices.Concat(append([][]byte{[]byte("RSYN\x01")}, frames...)...)
+	return slices.Concat(append([][]byte{magic}, frames...)...)
 }
 
 // encodedStream writes a stream from node id with the Encoder: a begin
@@ -484,11 +522,21 @@ func TestServerBadPushBodies(t *testing.T) {
 
 	nodeFrame := frame(rowsync.FrameNode, str(nil, peerID))
 	withCols := func(f func(cs []rowsync.Column) []rowsync.Column) []rowsync.Column { return f(tCols()) }
-	hugeLen := append([]byte("RSYN\x01"), rowsync.FrameBegin)
+	hugeLen := append(slices.Clone(magic), rowsync.FrameBegin)
 	hugeLen = binary.AppendUvarint(hugeLen, 1<<62)
-	maxLen := append([]byte("RSYN\x01"), rowsync.FrameBegin)
+	maxLen := append(slices.Clone(magic), rowsync.FrameBegin)
 	maxLen = binary.AppendUvarint(maxLen, rowsync.MaxFrameSize)
 	maxLen = append(maxLen, "only a few bytes follow"...)
+
+	// A stream of table t with one rows frame: the row's parts as given.
+	rows := func(parts ...[]byte) []byte {
+		return rawStream(beginFrame(peerID), nodeFrame, tHeader(), frame(rowsync.FrameRow, slices.Concat(parts...)), checkpointFrame("t", 1), endFrame(1))
+	}
+	key := val(rowsync.IntValue(100))
+	goodCells := []col{val(rowsync.TextValue("x")), val(rowsync.IntValue(1)), val(rowsync.NullValue())}
+	textCol := func(pre, suf string, length int64, data string) col {
+		return col{meta: slices.Concat(ints1(3), str(str(nil, pre), suf), ints1(length)), data: []byte(data)}
+	}
 
 	cases := []struct {
 		name    string
@@ -499,10 +547,28 @@ func TestServerBadPushBodies(t *testing.T) {
 		substrs []string
 	}{
 		{"empty", pushH, nil, 400, "malformed", []string{"empty"}},
+		{"rows frame of no rows", pushH, rows(binary.AppendUvarint(nil, 0)), 400, "malformed", []string{"0 rows"}},
+		{"rows frame of too many rows", pushH, rows(binary.AppendUvarint(nil, rowsync.MaxBlockRows+1)), 400, "malformed", []string{"rows frame of 4097 rows"}},
+		{"rows frame of too many cells", pushH, rows(binary.AppendUvarint(nil, rowsync.MaxBlockCells/4+1)), 400, "malformed", []string{"cells"}},
+		{"integer column of an unknown layout", pushH, rows(binary.AppendUvarint(nil, 1), []byte{7, 1}), 400, "malformed", []string{"seq", "layout"}},
+		{"bit-packed column of 65-bit values", pushH, rows(binary.AppendUvarint(nil, 1), []byte{2, 0, 65}, make([]byte, 9)), 400, "malformed", []string{"bit width"}},
+		{"bit-packed column cut short", pushH, rows(binary.AppendUvarint(nil, 1), []byte{2, 0, 64, 1, 2, 3}), 400, "malformed", []string{"seq"}},
+		{"row with too many versions", pushH, rows(binary.AppendUvarint(nil, 1), ints1(1), ints1(10)), 400, "malformed", []string{"10 versions"}},
+		{"row with a negative version count", pushH, rows(binary.AppendUvarint(nil, 1), ints1(1), ints1(-1)), 400, "malformed", []string{"-1 versions"}},
+		{"unknown hlc layout", pushH, rows(binary.AppendUvarint(nil, 1), ints1(1), ints1(2), ints1(5), []byte{9}), 400, "malformed", []string{"hlc layout"}},
+		{"node index 0", pushH, rows(binary.AppendUvarint(nil, 1), ints1(1), ints1(1), ints1(5), ints1(0)), 400, "malformed", []string{"unknown node 0"}},
+		{"version index beyond the row's versions", pushH, rows(tVersions(), ints1(2)), 400, "malformed", []string{"version index 2 of 1"}},
+		{"negative version index", pushH, rows(tVersions(), ints1(1), ints1(-1)), 400, "malformed", []string{"version index -1"}},
+		{"decimal exponent over 15", pushH, rows(tVersions(), tRefs(), cols(key, goodCells[0], goodCells[1], col{meta: slices.Concat(ints1(5), []byte{16}, ints1(1))})), 400, "malformed", []string{"decimal exponent 16"}},
+		{"decimal mantissa of 2^53", pushH, rows(tVersions(), tRefs(), cols(col{meta: slices.Concat(ints1(5), []byte{0}, ints1(1<<53))}, goodCells[0], goodCells[1], goodCells[2])), 400, "malformed", []string{"mantissa"}},
+		{"text prefix over 64 bytes", pushH, rows(tVersions(), tRefs(), cols(key, textCol(strings.Repeat("p", 65), "", 0, ""), goodCells[1], goodCells[2])), 400, "malformed", []string{"prefix"}},
+		{"negative text length", pushH, rows(tVersions(), tRefs(), cols(key, textCol("", "", -1, ""), goodCells[1], goodCells[2])), 400, "malformed", []string{"text or blob of -1 bytes"}},
+		{"text column cut short", pushH, rows(tVersions(), tRefs(), cols(key, textCol("item-", "", 3, "ab"), goodCells[1], goodCells[2])), 400, "malformed", []string{"text"}},
+		{"rows frame with a column too many", pushH, rows(tVersions(), tRefs(), cols(key, goodCells[0], goodCells[1], goodCells[2], val(rowsync.IntValue(5)))), 400, "malformed", []string{"trailing"}},
 		{"not a change stream", pushH, []byte("hello, I am not a change stream at all"), 400, "malformed", []string{"not a rowsync change stream"}},
 		{"json instead of a stream", pushH, []byte(`{"rows":[]}`), 400, "malformed", nil},
 		{"future stream version", pushH, []byte("RSYN\x09"), 400, "malformed", []string{"version"}},
-		{"magic only", pushH, []byte("RSYN\x01"), 400, "malformed", []string{"end"}},
+		{"magic only", pushH, magic, 400, "malformed", []string{"end"}},
 		{"huge declared length", pushH, hugeLen, 400, "malformed", []string{"exceeds"}},
 		{"unknown frame type", pushH, rawStream(beginFrame(peerID), frame('Z', nil)), 400, "malformed", []string{"frame type"}},
 		{"row before the begin frame", pushH, rawStream(tHeader()), 400, "malformed", []string{"begin"}},
@@ -517,10 +583,10 @@ func TestServerBadPushBodies(t *testing.T) {
 			tRow(val(rowsync.IntValue(100)), val(rowsync.TextValue("x")), val(rowsync.IntValue(1)), val(rowsync.NullValue()), val(rowsync.NullValue())), checkpointFrame("t", 1), endFrame(1)),
 			400, "malformed", []string{"trailing"}},
 		{"value with an unknown tag", pushH, rawStream(beginFrame(peerID), nodeFrame, tHeader(),
-			tRow(val(rowsync.IntValue(100)), []byte{9, 1, 2, 3}, val(rowsync.IntValue(1)), val(rowsync.NullValue())), checkpointFrame("t", 1), endFrame(1)),
+			tRow(val(rowsync.IntValue(100)), col{meta: slices.Concat(ints1(9), []byte{1, 2, 3})}, val(rowsync.IntValue(1)), val(rowsync.NullValue())), checkpointFrame("t", 1), endFrame(1)),
 			400, "malformed", []string{"value tag"}},
 		{"text value longer than its frame", pushH, rawStream(beginFrame(peerID), nodeFrame, tHeader(),
-			tRow(val(rowsync.IntValue(100)), []byte{3, 0x80, 0x80, 0x04, 'x'}, val(rowsync.IntValue(1)), val(rowsync.NullValue())), checkpointFrame("t", 1), endFrame(1)),
+			tRow(val(rowsync.IntValue(100)), col{meta: slices.Concat(ints1(3), []byte{0, 0}, ints1(1<<16)), data: []byte("x")}, val(rowsync.IntValue(1)), val(rowsync.NullValue())), checkpointFrame("t", 1), endFrame(1)),
 			400, "malformed", []string{"text"}},
 		{"key of the wrong type", pushH, oneRow(t, peerID, "t", tCols(), []string{"id"},
 			newRow(peerID, []rowsync.Value{rowsync.TextValue("not a number")}, rowsync.TextValue("x"), rowsync.IntValue(1), rowsync.NullValue())),
@@ -572,7 +638,7 @@ func TestServerBadPushBodies(t *testing.T) {
 			hd.Set("Content-Encoding", "br")
 			return hd
 		}(),
-			[]byte("RSYN\x01"), 415, "content_encoding", []string{"br"}},
+			magic, 415, "content_encoding", []string{"br"}},
 		{"zstd header on a plain body", func() http.Header {
 			hd := headers(peerID, rshttp.ContentStream)
 			hd.Set("Content-Encoding", "zstd")
@@ -696,7 +762,7 @@ func TestServerDecompressionBombs(t *testing.T) {
 		bomb(t, 64<<20, body, "malformed", "node")
 	})
 	t.Run("not zstd at all", func(t *testing.T) {
-		h.check(t, "/v1/push", zstdH(), strings.NewReader("RSYN\x01 definitely not zstd"), 400, "malformed", "zstd")
+		h.check(t, "/v1/push", zstdH(), strings.NewReader(string(magic)+" definitely not zstd"), 400, "malformed", "zstd")
 	})
 }
 
@@ -733,7 +799,8 @@ func TestServerTruncatedStreams(t *testing.T) {
 		end := off + 1 + k + int(n)
 		switch typ {
 		case rowsync.FrameRow:
-			pending++
+			nrows, _ := binary.Uvarint(full[off+1+k:]) // a rows frame starts with its row count
+			pending += int(nrows)
 		case rowsync.FrameCheckpoint:
 			rows += pending
 			pending = 0

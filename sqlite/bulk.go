@@ -33,9 +33,11 @@ func (t *Tx) GetShadows(tb *rowsync.Table, keys [][]rowsync.Value) ([]*rowsync.S
 	}
 	args := make([]any, 0, len(keys)*len(tb.Key))
 	pos := make(map[string]int, len(keys))
+	enc := make([]string, len(keys))
 	for i, k := range keys {
 		args = append(args, anyArgs(k)...)
-		pos[string(rowsync.EncodeValues(k))] = i
+		enc[i] = string(rowsync.EncodeValues(k))
+		pos[enc[i]] = i
 	}
 	rows, err := t.query(fmt.Sprintf(`SELECT seq, del, src, meta, dead, %s FROM %s WHERE %s`, strings.Join(kcols, ", "), shadowName(tb.ID), list), args...)
 	if err != nil {
@@ -56,7 +58,34 @@ func (t *Tx) GetShadows(tb *rowsync.Table, keys [][]rowsync.Value) ([]*rowsync.S
 		sh.Key = keys[i]
 		out[i] = sh
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i, sh := range out {
+		if sh == nil {
+			t.noteFresh(tb, enc[i])
+		}
+	}
+	return out, nil
+}
+
+// maxFresh bounds the keys a transaction remembers as fresh per table: a
+// hint only (see PutShadows).
+const maxFresh = 1 << 16
+
+// noteFresh remembers that the row of a key has no bookkeeping yet.
+func (t *Tx) noteFresh(tb *rowsync.Table, key string) {
+	if t.fresh == nil {
+		t.fresh = map[*rowsync.Table]map[string]bool{}
+	}
+	m := t.fresh[tb]
+	if m == nil {
+		m = map[string]bool{}
+		t.fresh[tb] = m
+	}
+	if len(m) < maxFresh {
+		m[key] = true
+	}
 }
 
 // InsertRows implements rowsync.BulkTx with one multi-row INSERT. SQLite
@@ -91,18 +120,51 @@ func (t *Tx) InsertRows(tb *rowsync.Table, rows [][]rowsync.Value) error {
 	return nil
 }
 
-// PutShadows implements rowsync.BulkTx with one multi-row INSERT OR REPLACE.
+// PutShadows implements rowsync.BulkTx. The bookkeeping of rows that
+// GetShadows found none for (new rows: the initial sync) is written with
+// one multi-row INSERT OR REPLACE, that of the others with one prepared
+// single-row INSERT OR REPLACE per row. Inside a transaction, SQLite gives
+// a statement that writes several rows and may abort (a WITHOUT ROWID key
+// is NOT NULL) a statement journal: a copy of every page the statement
+// changes that existed before it. New rows mostly go to new pages, which
+// need no copy; the bookkeeping of existing rows is spread over the whole
+// table, and a multi-row statement for it copied as many pages as the WAL
+// got (see DESIGN.md, Bulk apply). A single-row statement has no
+// statement journal. Both statements have the same effect, so a wrong
+// guess costs time only.
 func (t *Tx) PutShadows(tb *rowsync.Table, ss []*rowsync.Shadow) error {
+	fresh := t.fresh[tb]
+	var bulk []*rowsync.Shadow
+	q := putShadowQuery(tb)
+	for _, sh := range ss {
+		k := string(rowsync.EncodeValues(sh.Key))
+		if fresh[k] {
+			delete(fresh, k)
+			bulk = append(bulk, sh)
+			continue
+		}
+		if err := t.putShadow(q, tb, sh); err != nil {
+			return err
+		}
+	}
+	if len(bulk) < 2 {
+		for _, sh := range bulk {
+			if err := t.putShadow(q, tb, sh); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	cols := make([]string, 0, len(tb.Key)+5)
 	for i := range tb.Key {
 		cols = append(cols, keyCol(i))
 	}
 	cols = append(cols, "seq", "del", "src", "meta", "dead")
-	args := make([]any, 0, len(ss)*len(cols))
-	for _, sh := range ss {
+	args := make([]any, 0, len(bulk)*len(cols))
+	for _, sh := range bulk {
 		args = append(append(args, anyArgs(sh.Key)...), sh.Seq, sh.Deleted, sh.Src, sh.Meta, sh.Dead)
 	}
-	q := fmt.Sprintf(`INSERT OR REPLACE INTO %s(%s) VALUES %s`, shadowName(tb.ID), strings.Join(cols, ", "), marks(len(ss), len(cols)))
+	q = fmt.Sprintf(`INSERT OR REPLACE INTO %s(%s) VALUES %s`, shadowName(tb.ID), strings.Join(cols, ", "), marks(len(bulk), len(cols)))
 	if _, err := t.exec(q, args...); err != nil {
 		return fmt.Errorf("write bookkeeping of %q: %w", tb.Name, err)
 	}

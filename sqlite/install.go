@@ -35,6 +35,7 @@ var safeType = regexp.MustCompile(`^[A-Za-z0-9_ (),]*$`)
 type captureData struct {
 	ID                                int64
 	Table, Log, Shadow, ShadowIndex   string
+	OldShadowIndex                    string
 	MaskCols, LogCols, ShadowKeyDefs  []string
 	ShadowKey, KeyLogCols, AllLogCols string
 	MaskList, MaskExprs               string
@@ -48,7 +49,7 @@ func join(parts []string, sep string) string { return strings.Join(parts, sep) }
 
 func newCaptureData(id int64, name string, cols []rowsync.Column, key []string, uniques [][]string) *captureData {
 	d := &captureData{ID: id, Table: quote(name), Log: logName(id), Shadow: shadowName(id),
-		ShadowIndex: fmt.Sprintf(`"_rowsync_shadow_%d_seq"`, id), Wall: wallExpr}
+		ShadowIndex: fmt.Sprintf(`"_rowsync_shadow_%d_seqsrc"`, id), OldShadowIndex: fmt.Sprintf(`"_rowsync_shadow_%d_seq"`, id), Wall: wallExpr}
 	idx := map[string]int{}
 	var allLog, oldAll, plainAll []string
 	for i, c := range cols {

@@ -33,6 +33,9 @@ type Tx struct {
 	// kept and EndApply empties its log.
 	quiet       map[*rowsync.Table]bool
 	appTriggers bool
+	// fresh holds, per table, keys GetShadows found no bookkeeping for:
+	// PutShadows writes those with a multi-row statement.
+	fresh map[*rowsync.Table]map[string]bool
 }
 
 var _ rowsync.Tx = (*Tx)(nil)
@@ -395,15 +398,20 @@ func (t *Tx) GetShadow(tb *rowsync.Table, key []rowsync.Value) (*rowsync.Shadow,
 
 // PutShadow implements rowsync.Tx.
 func (t *Tx) PutShadow(tb *rowsync.Table, sh *rowsync.Shadow) error {
+	return t.putShadow(putShadowQuery(tb), tb, sh)
+}
+
+// putShadowQuery is the single-row INSERT OR REPLACE of a row's bookkeeping.
+func putShadowQuery(tb *rowsync.Table) string {
 	cols := make([]string, 0, len(tb.Key)+5)
-	marks := make([]string, 0, len(tb.Key)+5)
 	for i := range tb.Key {
 		cols = append(cols, keyCol(i))
-		marks = append(marks, "?")
 	}
 	cols = append(cols, "seq", "del", "src", "meta", "dead")
-	marks = append(marks, "?", "?", "?", "?", "?")
-	q := fmt.Sprintf(`INSERT OR REPLACE INTO %s(%s) VALUES (%s)`, shadowName(tb.ID), strings.Join(cols, ", "), strings.Join(marks, ", "))
+	return fmt.Sprintf(`INSERT OR REPLACE INTO %s(%s) VALUES %s`, shadowName(tb.ID), strings.Join(cols, ", "), marks(1, len(cols)))
+}
+
+func (t *Tx) putShadow(q string, tb *rowsync.Table, sh *rowsync.Shadow) error {
 	args := append(anyArgs(sh.Key), sh.Seq, sh.Deleted, sh.Src, sh.Meta, sh.Dead)
 	if _, err := t.exec(q, args...); err != nil {
 		return fmt.Errorf("write bookkeeping of %q: %w", tb.Name, err)
@@ -413,24 +421,7 @@ func (t *Tx) PutShadow(tb *rowsync.Table, sh *rowsync.Shadow) error {
 
 // Changes implements rowsync.Tx.
 func (t *Tx) Changes(tb *rowsync.Table, kind rowsync.ChangeKind, after, upTo, excludeSrc int64, limit int) ([]rowsync.StoredChange, error) {
-	keys := make([]string, len(tb.Key))
-	for i := range keys {
-		keys[i] = keyCol(i)
-	}
-	var q string
-	if kind == rowsync.KindLive {
-		var on []string
-		for i, k := range tb.Key {
-			on = append(on, fmt.Sprintf("b.%s IS s.%s", quote(tb.Columns[k].Name), keyCol(i)))
-		}
-		q = fmt.Sprintf(`SELECT s.seq, s.src, s.meta, %s, %s FROM %s AS s JOIN %s AS b ON %s
-			WHERE s.del = 0 AND s.seq > ? AND s.seq <= ? AND s.src <> ? ORDER BY s.seq LIMIT ?`,
-			valueExprs("s.", keys), valueExprs("b.", quotedColumns(tb)), shadowName(tb.ID), quote(tb.Name), strings.Join(on, " AND "))
-	} else {
-		q = fmt.Sprintf(`SELECT s.seq, s.src, s.meta, s.dead, %s FROM %s AS s
-			WHERE s.del = 1 AND s.seq > ? AND s.seq <= ? AND s.src <> ? ORDER BY s.seq LIMIT ?`,
-			valueExprs("s.", keys), shadowName(tb.ID))
-	}
+	q := changesQuery(tb, kind)
 	if excludeSrc == 0 {
 		excludeSrc = -1
 	}
@@ -458,6 +449,35 @@ func (t *Tx) Changes(tb *rowsync.Table, kind rowsync.ChangeKind, after, upTo, ex
 		out = append(out, c)
 	}
 	return out, rows.Err()
+}
+
+// changesQuery reads the changes of one kind after a cursor, in seq order.
+// The shadow table is read twice: c walks the (del, seq, src) index alone
+// (it holds the key), so the rows that came from the receiver are skipped
+// there, before the bookkeeping row s and the user's row b are looked up.
+// Skipping a row then costs an index entry, not a lookup in the shadow
+// table: after a node received a large pull, its next push skips every row
+// of it. The parameters are after, upTo, the excluded src and the limit.
+func changesQuery(tb *rowsync.Table, kind rowsync.ChangeKind) string {
+	keys := make([]string, len(tb.Key))
+	sameKey := make([]string, len(tb.Key))
+	for i := range tb.Key {
+		keys[i] = keyCol(i)
+		sameKey[i] = fmt.Sprintf("s.%s IS c.%s", keyCol(i), keyCol(i))
+	}
+	from := fmt.Sprintf(`%s AS c JOIN %s AS s ON %s`, shadowName(tb.ID), shadowName(tb.ID), strings.Join(sameKey, " AND "))
+	if kind == rowsync.KindLive {
+		on := make([]string, len(tb.Key))
+		for i, k := range tb.Key {
+			on[i] = fmt.Sprintf("b.%s IS c.%s", quote(tb.Columns[k].Name), keyCol(i))
+		}
+		return fmt.Sprintf(`SELECT s.seq, s.src, s.meta, %s, %s FROM %s JOIN %s AS b ON %s
+			WHERE c.del = 0 AND c.seq > ? AND c.seq <= ? AND c.src <> ? ORDER BY c.seq LIMIT ?`,
+			valueExprs("c.", keys), valueExprs("b.", quotedColumns(tb)), from, quote(tb.Name), strings.Join(on, " AND "))
+	}
+	return fmt.Sprintf(`SELECT s.seq, s.src, s.meta, s.dead, %s FROM %s
+		WHERE c.del = 1 AND c.seq > ? AND c.seq <= ? AND c.src <> ? ORDER BY c.seq LIMIT ?`,
+		valueExprs("c.", keys), from)
 }
 
 // CountChanges implements rowsync.Tx.

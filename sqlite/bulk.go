@@ -107,7 +107,11 @@ func (t *Tx) InsertRows(tb *rowsync.Table, rows [][]rowsync.Value) error {
 		return err
 	}
 	var last int64
-	if err := t.conn.QueryRowContext(context.Background(), fmt.Sprintf(`SELECT coalesce(max(rowid), 0) FROM %s`, logName(tb.ID))).Scan(&last); err != nil {
+	s, err := t.stmt(fmt.Sprintf(`SELECT coalesce(max(rowid), 0) FROM %s`, logName(tb.ID)))
+	if err == nil {
+		err = s.QueryRowContext(context.Background()).Scan(&last)
+	}
+	if err != nil {
 		return fmt.Errorf("read log of %q: %w", tb.Name, err)
 	}
 	if t.echo[tb] == nil {

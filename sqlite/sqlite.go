@@ -21,6 +21,10 @@ import (
 type DB struct {
 	path string
 	db   *sql.DB
+	// wsem holds the writer connection w while a write transaction uses
+	// it (see writer.go).
+	wsem chan struct{}
+	w    *writer
 }
 
 var _ rowsync.Database = (*DB)(nil)
@@ -44,7 +48,7 @@ func Open(path string, create bool) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite database %s: %w", path, err)
 	}
-	return &DB{path: path, db: db}, nil
+	return &DB{path: path, db: db, wsem: make(chan struct{}, 1)}, nil
 }
 
 func escapePath(p string) string {
@@ -59,7 +63,10 @@ func (d *DB) Address() string { return "sqlite:" + d.path }
 func (d *DB) SQL() *sql.DB { return d.db }
 
 // Close implements rowsync.Database.
-func (d *DB) Close() error { return d.db.Close() }
+func (d *DB) Close() error {
+	d.closeWriter()
+	return d.db.Close()
+}
 
 // quote quotes an identifier.
 func quote(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }

@@ -16,8 +16,12 @@ import (
 // Tx implements rowsync.Tx on one connection. Write transactions start
 // with BEGIN IMMEDIATE, so they hold SQLite's write lock from the start.
 type Tx struct {
-	ctx   context.Context
-	conn  *sql.Conn
+	ctx  context.Context
+	conn *sql.Conn
+	// A write transaction runs on the writer w of db and prepares its
+	// statements there; a read transaction keeps its own in stmts.
+	db    *DB
+	w     *writer
 	stmts map[string]*sql.Stmt
 	done  bool
 	write bool
@@ -41,20 +45,30 @@ type Tx struct {
 var _ rowsync.Tx = (*Tx)(nil)
 
 // Begin implements rowsync.Database.
+// Write transactions run on the DB's writer connection, whose prepared
+// statements outlive the transaction (writer.go); read transactions take a
+// connection of the pool and prepare their statements for themselves.
 func (d *DB) Begin(ctx context.Context, write bool) (rowsync.Tx, error) {
+	if write {
+		w, err := d.acquireWriter(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("begin: %w", err)
+		}
+		if _, err := w.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+			d.releaseWriter(false)
+			return nil, fmt.Errorf("begin: %w", err)
+		}
+		return &Tx{ctx: ctx, conn: w.conn, db: d, w: w, write: true}, nil
+	}
 	conn, err := d.db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	begin := "BEGIN"
-	if write {
-		begin = "BEGIN IMMEDIATE"
-	}
-	if _, err := conn.ExecContext(ctx, begin); err != nil {
+	if _, err := conn.ExecContext(ctx, "BEGIN"); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	return &Tx{ctx: ctx, conn: conn, stmts: map[string]*sql.Stmt{}, write: write}, nil
+	return &Tx{ctx: ctx, conn: conn, stmts: map[string]*sql.Stmt{}}, nil
 }
 
 func (t *Tx) end(stmt string) error {
@@ -69,7 +83,11 @@ func (t *Tx) end(stmt string) error {
 	if stmt == "COMMIT" && err != nil {
 		t.conn.ExecContext(context.Background(), "ROLLBACK")
 	}
-	// A connection whose transaction could not be ended is not reused.
+	if t.w != nil {
+		// A connection whose transaction could not be ended is not reused.
+		t.db.releaseWriter(err != nil)
+		return err
+	}
 	if err != nil {
 		t.conn.Raw(func(any) error { return driver.ErrBadConn })
 	}
@@ -107,6 +125,9 @@ func (t *Tx) DeferForeignKeys() (bool, error) {
 func (t *Tx) Rollback() error { return t.end("ROLLBACK") }
 
 func (t *Tx) stmt(q string) (*sql.Stmt, error) {
+	if t.w != nil {
+		return t.w.stmt(t.ctx, q)
+	}
 	if s, ok := t.stmts[q]; ok {
 		return s, nil
 	}
@@ -592,8 +613,10 @@ func (t *Tx) BeginApply() error {
 	t.echo = map[*rowsync.Table]map[string]int64{}
 	t.quiet = map[*rowsync.Table]bool{}
 	var n int64
-	err := t.conn.QueryRowContext(context.Background(),
-		`SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND name NOT LIKE '\_rowsync\_%' ESCAPE '\'`).Scan(&n)
+	s, err := t.stmt(`SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND name NOT LIKE '\_rowsync\_%' ESCAPE '\'`)
+	if err == nil {
+		err = s.QueryRowContext(context.Background()).Scan(&n)
+	}
 	if err != nil {
 		return fmt.Errorf("list triggers: %w", err)
 	}
@@ -611,8 +634,10 @@ func (t *Tx) isQuiet(tb *rowsync.Table) (bool, error) {
 		return q, nil
 	}
 	var n int64
-	err := t.conn.QueryRowContext(context.Background(),
-		`SELECT count(*) FROM pragma_foreign_key_list(?) WHERE on_delete NOT IN ('NO ACTION', 'RESTRICT') OR on_update NOT IN ('NO ACTION', 'RESTRICT')`, tb.Name).Scan(&n)
+	s, err := t.stmt(`SELECT count(*) FROM pragma_foreign_key_list(?) WHERE on_delete NOT IN ('NO ACTION', 'RESTRICT') OR on_update NOT IN ('NO ACTION', 'RESTRICT')`)
+	if err == nil {
+		err = s.QueryRowContext(context.Background(), tb.Name).Scan(&n)
+	}
 	if err != nil {
 		return false, fmt.Errorf("foreign keys of %q: %w", tb.Name, err)
 	}

@@ -59,6 +59,7 @@ docs/BENCHMARKS.md explains each figure.`,
 	c.Flags().IntVar(&cfg.Changed, "changed", cfg.Changed, "changed rows of the incremental sync")
 	c.Flags().IntVar(&cfg.Small, "small", cfg.Small, "rows of the small database of the incremental sync")
 	c.Flags().IntVar(&cfg.Big, "big", 0, "rows of the big database of the incremental sync (default --rows)")
+	c.Flags().StringVar(&cfg.CPUProfile, "cpuprofile", "", "write CPU profiles of the timed syncs to PREFIX.<sync>.pprof (use with --in-process to see both sides)")
 	c.Flags().StringSliceVar(&cfg.Only, "only", nil, "run only these benchmarks: capture, initial, incremental, wire")
 	c.Flags().StringVar(&jsonOut, "json", "", "also write the results as JSON to FILE")
 	c.Flags().BoolVar(&inProcess, "in-process", false, "run server and client in this process (no memory figures)")

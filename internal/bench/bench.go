@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,6 +51,10 @@ type Config struct {
 	// Only names the benchmarks to run (capture, initial, incremental,
 	// wire); empty runs all.
 	Only []string
+	// CPUProfile, if set, is the path prefix of CPU profiles of the timed
+	// syncs, one file per sync: PREFIX.initial.pprof and
+	// PREFIX.incremental-N.pprof. With Binary set they see the client only.
+	CPUProfile string
 }
 
 // Defaults returns the sizes the targets are stated for.
@@ -94,6 +99,24 @@ func (r *runner) logf(format string, args ...any) {
 func (r *runner) add(res Result) { r.rep.Results = append(r.rep.Results, res) }
 
 func met(ok bool) *bool { return &ok }
+
+// profile starts a CPU profile of what runs until the returned function is
+// called, if Config.CPUProfile asks for profiles.
+func (r *runner) profile(name string) (stop func(), err error) {
+	if r.cfg.CPUProfile == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(r.cfg.CPUProfile + "." + name + ".pprof")
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	r.logf("CPU profile: %s", f.Name())
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
 
 // Run runs every benchmark.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
@@ -394,7 +417,16 @@ func (r *runner) initialSync() error {
 		if err != nil {
 			return err
 		}
+		var stop func()
+		if k == 1 {
+			if stop, err = r.profile("initial"); err != nil {
+				return err
+			}
+		}
 		d, crss, err := r.syncWith(ndb, nn, srv.url, "--pull-only")
+		if stop != nil {
+			stop()
+		}
 		srss := srv.peakRSS()
 		srv.close()
 		hdb.Close()
@@ -462,7 +494,12 @@ func (r *runner) incremental() error {
 		if err := r.change(hdb.SQL(), r.cfg.Changed, n, "a"); err != nil {
 			return err
 		}
+		stop, err := r.profile(fmt.Sprintf("incremental-%d", n))
+		if err != nil {
+			return err
+		}
 		d, _, err := r.syncWith(ndb, nn, srv.url)
+		stop()
 		if err != nil {
 			return err
 		}

@@ -45,10 +45,18 @@ type Tx struct {
 }
 
 // logReads records the log ids ReadLog returned and the id ranges it
-// covered, (lo, hi].
+// covered, (lo, hi]; in a write transaction also the ids it did not see
+// and the keys it no longer returns (see ReadLog).
 type logReads struct {
 	ids   map[int64]bool
 	spans [][2]int64
+	// gaps are the id ranges [lo, hi] below entries already read that
+	// were not visible then, and top the highest id read.
+	gaps [][2]int64
+	top  int64
+	// blocked holds the keys (canonKey) with an entry that became visible
+	// in a gap: their later entries are neither returned nor deleted.
+	blocked map[string]bool
 }
 
 var (
@@ -407,10 +415,33 @@ func (t *Tx) NodeIDs() (map[int64]string, error) {
 
 // ReadLog implements rowsync.Tx. It remembers the ids it returned and the
 // range it covered, for DeleteLog.
+//
+// A write transaction runs at READ COMMITTED, so every page is a snapshot
+// of its own, and a later page can show an entry of a key whose earlier
+// entry an earlier page could not see. Page 1 skips entry 5, an UPDATE of
+// row k not committed yet; the update commits; a DELETE of k logs entry 9
+// (the row lock made it wait for the update's commit; two entries of one
+// transaction, which commit together, do the same); page 2 (ids > 6)
+// returns the delete. The fold would stamp it, and the next fold entry 5
+// after it: an update of a dead row, which the fold takes for an insert.
+// The shadow would say alive where the table has no row, and the row
+// would never be sent again (TestFoldPagesLateEntry). So every page, once
+// read, looks for entries that appeared in the id gaps of the pages
+// before it, and blocks their keys: entries of a blocked key are neither
+// returned nor deleted for the rest of the transaction, and the next fold
+// reads all of them in order. The look comes after the page: it sees at
+// least what the page saw, so a key that the page shows written after
+// its late entry is always blocked. A read transaction is one snapshot
+// and needs none of this.
 func (t *Tx) ReadLog(tb *rowsync.Table, after int64, limit int) ([]rowsync.LogEntry, error) {
 	ti, err := t.d.info(t.ctx, tb)
 	if err != nil {
 		return nil, err
+	}
+	r := t.read[tb.ID]
+	if r == nil {
+		r = &logReads{ids: map[int64]bool{}, blocked: map[string]bool{}}
+		t.read[tb.ID] = r
 	}
 	nw := maskWords(len(tb.Columns))
 	masks := make([]string, nw)
@@ -419,6 +450,59 @@ func (t *Tx) ReadLog(tb *rowsync.Table, after int64, limit int) ([]rowsync.LogEn
 	}
 	q := fmt.Sprintf(`SELECT id, op, wall, %s, %s FROM %s WHERE id > ? ORDER BY id LIMIT ?`,
 		join(masks, ", "), ti.logSelect, ti.log)
+	for {
+		page, err := t.readLogPage(tb, ti, q, nw, after, limit)
+		if err != nil {
+			return nil, err
+		}
+		if t.write {
+			if err := t.blockLate(tb, ti, r); err != nil {
+				return nil, err
+			}
+			// This page's gaps, above what earlier pages read.
+			prev := max(after, r.top)
+			for _, e := range page {
+				if e.ID > prev+1 {
+					r.gaps = append(r.gaps, [2]int64{prev + 1, e.ID - 1})
+				}
+				prev = max(prev, e.ID)
+			}
+			r.top = prev
+		}
+		hi := int64(math.MaxInt64)
+		if len(page) >= limit && len(page) > 0 {
+			hi = page[len(page)-1].ID
+		}
+		r.spans = append(r.spans, [2]int64{after, hi})
+		var out []rowsync.LogEntry
+		var noop []int64
+		for _, e := range page {
+			if t.write && r.blocked[canonKey(tb, keyOf(tb, e.Row))] {
+				continue
+			}
+			if isNoop(&e) {
+				noop = append(noop, e.ID)
+				continue
+			}
+			r.ids[e.ID] = true
+			out = append(out, e)
+		}
+		if t.write {
+			if err := t.deleteIDs(ti.log, noop); err != nil {
+				return nil, fmt.Errorf("delete captured writes of %q: %w", tb.Name, err)
+			}
+		}
+		// A full page whose entries were all left out: read on, so that the
+		// caller does not take an empty page for the end of the log.
+		if len(out) > 0 || len(page) < limit {
+			return out, nil
+		}
+		after = page[len(page)-1].ID
+	}
+}
+
+// readLogPage runs ReadLog's query q for one page.
+func (t *Tx) readLogPage(tb *rowsync.Table, ti *tableInfo, q string, nw int, after int64, limit int) ([]rowsync.LogEntry, error) {
 	rows, err := t.query(q, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read captured writes of %q: %w", tb.Name, err)
@@ -440,23 +524,65 @@ func (t *Tx) ReadLog(tb *rowsync.Table, after int64, limit int) ([]rowsync.LogEn
 		}
 		out = append(out, e)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
+	return out, rows.Err()
+}
+
+// blockLate blocks the keys of the entries now visible in r's gaps (see
+// ReadLog).
+func (t *Tx) blockLate(tb *rowsync.Table, ti *tableInfo, r *logReads) error {
+	for gaps := r.gaps; len(gaps) > 0; {
+		part := gaps[:min(len(gaps), 500)]
+		gaps = gaps[len(part):]
+		conds := make([]string, len(part))
+		args := make([]any, 0, 2*len(part))
+		for i, g := range part {
+			conds[i] = "id BETWEEN ? AND ?"
+			args = append(args, g[0], g[1])
+		}
+		rows, err := t.query(fmt.Sprintf(`SELECT %s FROM %s WHERE %s`, ti.logKeySelect, ti.log, join(conds, " OR ")), args...)
+		if err != nil {
+			return fmt.Errorf("read captured writes of %q: %w", tb.Name, err)
+		}
+		key := make([]rowsync.Value, len(tb.Key))
+		for rows.Next() {
+			if err := scanRow(rows, ti.keys, key); err != nil {
+				rows.Close()
+				return fmt.Errorf("read captured writes of %q: %w", tb.Name, err)
+			}
+			r.blocked[canonKey(tb, key)] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read captured writes of %q: %w", tb.Name, err)
+		}
 	}
-	r := t.read[tb.ID]
-	if r == nil {
-		r = &logReads{ids: map[int64]bool{}}
-		t.read[tb.ID] = r
+	return nil
+}
+
+// isNoop reports whether e is an update that changed no value: MySQL
+// fires row triggers for the rows an UPDATE matched and left unchanged,
+// and they log an empty mask. ReadLog never returns such an entry (a
+// write transaction deletes it). The fold would stamp nothing for it, and
+// Send leaves out the rows that have entries in the log, as changed since
+// its fold, to go out next session with a newer seq: the row's last
+// change would never go out, since the next fold gives it no new seq
+// (TestNoopUpdateDoesNotHoldBackSend).
+func isNoop(e *rowsync.LogEntry) bool {
+	if e.Op != rowsync.OpUpdate {
+		return false
 	}
-	hi := int64(math.MaxInt64)
-	if len(out) >= limit && len(out) > 0 {
-		hi = out[len(out)-1].ID
+	for _, m := range e.Mask {
+		if m != 0 {
+			return false
+		}
 	}
-	r.spans = append(r.spans, [2]int64{after, hi})
-	for _, e := range out {
-		r.ids[e.ID] = true
-	}
-	return out, nil
+	return true
+}
+
+// keyOf returns the key of a full row.
+func keyOf(tb *rowsync.Table, row []rowsync.Value) []rowsync.Value {
+	key, _ := tb.SplitRow(row)
+	return key
 }
 
 // NextLogOp implements rowsync.Tx.
@@ -684,8 +810,12 @@ func (t *Tx) guard(tb *rowsync.Table, ti *tableInfo, keys [][]rowsync.Value) err
 		return wrap("lock rows of "+tb.Name, err)
 	}
 	// Entries this transaction folded are deleted; what is left unmarked
-	// was committed since.
-	rows, err = t.query(fmt.Sprintf(`SELECT %s FROM %s WHERE echo = 0`, ti.logKeySelect, ti.log))
+	// was committed since (updates that changed nothing aside).
+	noop := make([]string, maskWords(len(tb.Columns)))
+	for i := range noop {
+		noop[i] = fmt.Sprintf("COALESCE(m%d, 0) = 0", i)
+	}
+	rows, err = t.query(fmt.Sprintf(`SELECT %s FROM %s WHERE echo = 0 AND NOT (op = 2 AND %s)`, ti.logKeySelect, ti.log, join(noop, " AND ")))
 	if err != nil {
 		return fmt.Errorf("read the log of %q: %w", tb.Name, err)
 	}

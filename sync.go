@@ -167,7 +167,10 @@ func (n *Node) send(ctx context.Context, enc *Encoder, to NodeInfo, cursors []Cu
 	}
 	// Rows written since the last fold (in this snapshot) carry values
 	// newer than their versions: leave them for the next session, where
-	// they will have a newer sequence number.
+	// they will have a newer sequence number. An UPDATE that changed no
+	// value is logged too (triggers fire for every row an UPDATE matched),
+	// but gives the row no new sequence number: it does not count, or the
+	// row's last change would never go out (TestNoopUpdateDoesNotHoldBackSend).
 	dirty := map[*Table]map[string]bool{}
 	for _, t := range n.tables {
 		var after int64
@@ -183,6 +186,9 @@ func (n *Node) send(ctx context.Context, enc *Encoder, to NodeInfo, cursors []Cu
 				dirty[t] = map[string]bool{}
 			}
 			for i := range es {
+				if es[i].Op == OpUpdate && !slices.ContainsFunc(es[i].Mask, func(m uint64) bool { return m != 0 }) {
+					continue
+				}
 				k := make([]Value, len(t.Key))
 				for j, c := range t.Key {
 					k[j] = es[i].Row[c]

@@ -1,0 +1,56 @@
+package rowsync_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/rowsync/rowsync"
+)
+
+// beforeRead runs a hook before the next read transaction of a database.
+type beforeRead struct {
+	rowsync.Database
+	hook func()
+}
+
+func (b *beforeRead) Begin(ctx context.Context, write bool) (rowsync.Tx, error) {
+	if !write && b.hook != nil {
+		h := b.hook
+		b.hook = nil
+		h()
+	}
+	return b.Database.Begin(ctx, write)
+}
+
+// An UPDATE that changes no value still fires the capture trigger. When
+// it lands between Send's fold and Send's snapshot, Send saw the row's
+// key in the log and left the row for the next session, as written since
+// the fold; but the next fold stamps nothing for such an entry, so the
+// row's real change, folded just before, was never sent.
+func TestNoopUpdateDoesNotHoldBackSend(t *testing.T) {
+	const schema = `CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);`
+	a, b := newSite(t, "a", schema), newSite(t, "b", schema)
+	a.exec(t, `INSERT INTO t VALUES (1, 'x')`)
+	hook := &beforeRead{Database: a.db}
+	na := rowsync.NewNode(hook)
+	if err := na.Open(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := na.Sync(t.Context(), b.node, rowsync.SyncOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	a.exec(t, `UPDATE t SET v = 'y' WHERE id = 1`)
+	hook.hook = func() { a.exec(t, `UPDATE t SET v = 'y' WHERE id = 1`) }
+	for range 3 {
+		if _, err := na.Sync(t.Context(), b.node, rowsync.SyncOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if hook.hook != nil {
+		t.Fatal("the sync began no read transaction")
+	}
+	if got, want := b.rows(t, "t"), a.rows(t, "t"); !slices.Equal(got, want) {
+		t.Fatalf("b has %q, a has %q", got, want)
+	}
+}

@@ -160,6 +160,56 @@ func TestLogPagesWithLateEntry(t *testing.T) {
 	}
 }
 
+// The same, with the late entry and the entry after it committing just
+// before the second page is read: the look for late entries must come
+// after the page (a look before it, a statement of its own at READ
+// COMMITTED, missed the late entry while the page showed the next one).
+func TestLogPageLateEntryRightBeforePage(t *testing.T) {
+	a := newSite(t, twoTables)
+	a.exec(t, `INSERT INTO t1 VALUES (1, 0, 'x')`)
+	a.init(t, "t1")
+	tb := a.table(t, "t1")
+	held, err := a.app.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Rollback(context.Background())
+	if _, err := held.Exec(t.Context(), `UPDATE t1 SET v = 1 WHERE id = 1`); err != nil { // entry 1 of key 1
+		t.Fatal(err)
+	}
+	other := appConn(t, a.schema)
+	if _, err := other.Exec(t.Context(), `INSERT INTO t1 VALUES (2, 2, 'y')`); err != nil { // entry 2 of key 2
+		t.Fatal(err)
+	}
+	tx, err := a.db.Begin(t.Context(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	page, err := tx.ReadLog(tb, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page) != 1 || page[0].Row[0].Int != 2 {
+		t.Fatalf("first page: %v, want the insert of key 2 only", page)
+	}
+	defer postgres.SetBeforeLogPage(func() {
+		if err := held.Commit(t.Context()); err != nil {
+			t.Error(err)
+		}
+		if _, err := other.Exec(t.Context(), `DELETE FROM t1 WHERE id = 1`); err != nil { // entry 3 of key 1
+			t.Error(err)
+		}
+	})()
+	rest, err := tx.ReadLog(tb, page[0].ID, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rest) != 0 {
+		t.Errorf("second page: %v, want nothing (key 1 has an entry below the first page)", rest)
+	}
+}
+
 // writeFor is how long the writers of a concurrency test run: shorter
 // with -short.
 func writeFor(d time.Duration) time.Duration {

@@ -104,6 +104,10 @@ func (v *logView) keyExprs(ti *tableInfo) string {
 	return strings.Join(parts, ", ")
 }
 
+// beforeLogPage, if set (by tests only), runs before each page query of
+// ReadLog.
+var beforeLogPage func()
+
 // ReadLog implements rowsync.Tx.
 func (t *Tx) ReadLog(tb *rowsync.Table, after int64, limit int) ([]rowsync.LogEntry, error) {
 	ti, err := t.info(tb)
@@ -112,8 +116,8 @@ func (t *Tx) ReadLog(tb *rowsync.Table, after int64, limit int) ([]rowsync.LogEn
 	}
 	v := ti.logView(tb)
 	ls := t.logState(tb)
-	if t.write {
-		if err := t.checkLate(ti, v, ls, after); err != nil {
+	if t.write && !ls.read {
+		if err := t.checkFirst(v, ls, after); err != nil {
 			return nil, fmt.Errorf("read log of %q: %w", tb.Name, err)
 		}
 	}
@@ -131,12 +135,18 @@ func (t *Tx) ReadLog(tb *rowsync.Table, after int64, limit int) ([]rowsync.LogEn
 	const skip = 4
 	var out []rowsync.LogEntry
 	for {
+		// The gaps of earlier pages: checked once this page is read.
+		known := ls.gaps
+		if beforeLogPage != nil {
+			beforeLogPage()
+		}
 		rows, err := t.tx.Query(t.ctx, q, after>>logShift, after, limit)
 		if err != nil {
 			return nil, fmt.Errorf("read log of %q: %w", tb.Name, err)
 		}
 		n := 0
 		prevRow := after >> logShift
+		var page []rowsync.LogEntry
 		for rows.Next() {
 			n++
 			e := rowsync.LogEntry{Row: make([]rowsync.Value, len(tb.Columns)), Mask: make([]uint64, nw)}
@@ -159,17 +169,27 @@ func (t *Tx) ReadLog(tb *rowsync.Table, after int64, limit int) ([]rowsync.LogEn
 				}
 				prevRow = max(prevRow, row)
 				ls.floor = max(ls.floor, row)
+			}
+			page = append(page, e)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read log of %q: %w", tb.Name, err)
+		}
+		if t.write {
+			if err := t.blockLate(ti, v, ls, known); err != nil {
+				return nil, fmt.Errorf("read log of %q: %w", tb.Name, err)
+			}
+			for _, e := range page {
 				key, _ := tb.SplitRow(e.Row)
 				if ls.blocked[string(rowsync.EncodeValues(key))] {
 					continue
 				}
 				ls.seen = append(ls.seen, e.ID)
+				out = append(out, e)
 			}
-			out = append(out, e)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("read log of %q: %w", tb.Name, err)
+		} else {
+			out = append(out, page...)
 		}
 		ls.read = true
 		// A page whose entries were all blocked: read on, so that the
@@ -180,33 +200,43 @@ func (t *Tx) ReadLog(tb *rowsync.Table, after int64, limit int) ([]rowsync.LogEn
 	}
 }
 
-// checkLate runs before a page of the log is read in a write transaction.
-// On the first read of a table that starts after an ID, the entries up to
-// that ID visible now count as seen (the caller skips them knowingly).
-// On later reads, rows that became visible in the ID gaps of earlier
-// pages (transactions that committed late) block their keys.
-func (t *Tx) checkLate(ti *tableInfo, v *logView, ls *logState, after int64) error {
-	if !ls.read {
-		if after > 0 {
-			rows, err := t.tx.Query(t.ctx, fmt.Sprintf(`SELECT %s FROM %s WHERE l.id <= $1 AND %s <= $2 AND %s`,
-				v.eid, v.from, v.eid, v.live), after>>logShift, after)
-			if err != nil {
-				return err
-			}
-			ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-			if err != nil {
-				return err
-			}
-			ls.seen = append(ls.seen, ids...)
-			ls.floor = max(ls.floor, after>>logShift)
-		}
+// checkFirst runs before the first page of a table's log is read in a
+// write transaction: if it starts after an ID, the entries up to that ID
+// visible now count as seen (the caller skips them knowingly).
+func (t *Tx) checkFirst(v *logView, ls *logState, after int64) error {
+	if after <= 0 {
 		return nil
 	}
-	if len(ls.gaps) == 0 {
+	rows, err := t.tx.Query(t.ctx, fmt.Sprintf(`SELECT %s FROM %s WHERE l.id <= $1 AND %s <= $2 AND %s`,
+		v.eid, v.from, v.eid, v.live), after>>logShift, after)
+	if err != nil {
+		return err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return err
+	}
+	ls.seen = append(ls.seen, ids...)
+	ls.floor = max(ls.floor, after>>logShift)
+	return nil
+}
+
+// blockLate runs after a page of the log is read in a write transaction
+// (READ COMMITTED: each statement is a snapshot of its own). Rows that
+// became visible in the ID gaps of earlier pages (transactions that
+// committed late) block their keys, and the page's entries of those keys
+// are left for the next fold, which reads them in order. It must come
+// after the page: an entry that a later one of its key waited for
+// committed before it, so whatever the page shows, this look, a later
+// snapshot, sees the late entry too. Looked at before the page, a late
+// entry committing between the two statements went unnoticed while the
+// page returned the entry after it.
+func (t *Tx) blockLate(ti *tableInfo, v *logView, ls *logState, gaps [][2]int64) error {
+	if len(gaps) == 0 {
 		return nil
 	}
-	lo, hi := make([]int64, len(ls.gaps)), make([]int64, len(ls.gaps))
-	for i, g := range ls.gaps {
+	lo, hi := make([]int64, len(gaps)), make([]int64, len(gaps))
+	for i, g := range gaps {
 		lo[i], hi[i] = g[0], g[1]
 	}
 	rows, err := t.tx.Query(t.ctx, fmt.Sprintf(`SELECT %s FROM %s JOIN unnest($1::int8[], $2::int8[]) AS g(lo, hi)

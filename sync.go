@@ -809,13 +809,11 @@ func (n *Node) receive(ctx context.Context, dec *Decoder, from NodeInfo, res *Re
 		}
 	}()
 	var lay *localLayout
-	frames := readAhead(dec)
-	defer frames.stop()
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		f, err := frames.next()
+		f, err := dec.Next()
 		if err == io.EOF {
 			return nil
 		}
@@ -866,8 +864,6 @@ func (n *Node) receive(ctx context.Context, dec *Decoder, from NodeInfo, res *Re
 			if f.Count != res.Rows {
 				return fmt.Errorf("%w: stream announced %d rows, carried %d", ErrMalformed, f.Count, res.Rows)
 			}
-			// The reading goroutine stopped at the End frame, so the
-			// decoder is this goroutine's again.
 			if err := dec.ExpectEOF(); err != nil {
 				return err
 			}

@@ -107,6 +107,26 @@ func TestLogPagesWithLateEntry(t *testing.T) {
 	}
 }
 
+// hookedPair makes two nodes with a table t holding row (1, 'x'), synced
+// once; node a's database runs through a pageHook.
+func hookedPair(t *testing.T) (a, b *testDB, hook *pageHook, na, nb *rowsync.Node) {
+	t.Helper()
+	a, b = openTestDB(t), openTestDB(t)
+	for _, x := range []*testDB{a, b} {
+		x.exec(t, `CREATE TABLE t(id INT PRIMARY KEY, v TEXT) ENGINE=InnoDB`)
+	}
+	a.exec(t, `INSERT INTO t VALUES (1, 'x')`)
+	initNode(t, a, "t")
+	nb = initNode(t, b, "t")
+	hook = &pageHook{DB: a.db}
+	na = rowsync.NewNode(hook)
+	if err := na.Open(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	syncNodes(t, na, nb)
+	return a, b, hook, na, nb
+}
+
 // pageHook is a rowsync.Database over a MySQL database that runs
 // application writes at chosen points: beforePage (once) in a write
 // transaction before ReadLog reads a page after the first (between two
@@ -156,19 +176,7 @@ func TestFoldPagesLateEntry(t *testing.T) {
 			name = "same transaction"
 		}
 		t.Run(name, func(t *testing.T) {
-			a, b := openTestDB(t), openTestDB(t)
-			for _, x := range []*testDB{a, b} {
-				x.exec(t, `CREATE TABLE t(id INT PRIMARY KEY, v TEXT) ENGINE=InnoDB`)
-			}
-			a.exec(t, `INSERT INTO t VALUES (1, 'x')`)
-			initNode(t, a, "t")
-			nb := initNode(t, b, "t")
-			hook := &pageHook{DB: a.db}
-			na := rowsync.NewNode(hook)
-			if err := na.Open(t.Context()); err != nil {
-				t.Fatal(err)
-			}
-			syncNodes(t, na, nb)
+			a, b, hook, na, nb := hookedPair(t)
 			if got := dump(t, b, `SELECT CONCAT(id, v) FROM t ORDER BY id`); got != "1x" {
 				t.Fatalf("b after the first sync: %q, want 1x", got)
 			}
@@ -202,19 +210,7 @@ func TestFoldPagesLateEntry(t *testing.T) {
 // (for the next session, with a newer seq), but the next fold stamps
 // nothing for it: the row's last change was never sent.
 func TestNoopUpdateDoesNotHoldBackSend(t *testing.T) {
-	a, b := openTestDB(t), openTestDB(t)
-	for _, x := range []*testDB{a, b} {
-		x.exec(t, `CREATE TABLE t(id INT PRIMARY KEY, v TEXT) ENGINE=InnoDB`)
-	}
-	a.exec(t, `INSERT INTO t VALUES (1, 'x')`)
-	initNode(t, a, "t")
-	nb := initNode(t, b, "t")
-	hook := &pageHook{DB: a.db}
-	na := rowsync.NewNode(hook)
-	if err := na.Open(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	syncNodes(t, na, nb)
+	a, b, hook, na, nb := hookedPair(t)
 	a.exec(t, `UPDATE t SET v = 'y' WHERE id = 1`)
 	hook.beforeRead = func() { a.exec(t, `UPDATE t SET v = 'y' WHERE id = 1`) }
 	syncNodes(t, na, nb)

@@ -93,39 +93,49 @@ func TestLateCommitNotLost(t *testing.T) {
 	}
 }
 
-// When a later page of the log shows an entry that committed late, in a
-// gap below entries already read, the later entries of its key are left
-// for the next fold, so that one fold never applies a key's writes out of
-// order.
-func TestLogPagesWithLateEntry(t *testing.T) {
-	a := newSite(t, twoTables)
+// lateEntry starts the case of the late-entry tests: an update of key 1
+// (entry 1) held uncommitted by held, an insert of key 2 (entry 2)
+// committed by other, and a write transaction tx that has read the first
+// page of the log, entry 2 alone.
+func lateEntry(t *testing.T) (a *site, tb *rowsync.Table, held pgx.Tx, other *pgx.Conn, tx rowsync.Tx, page []rowsync.LogEntry) {
+	t.Helper()
+	a = newSite(t, twoTables)
 	a.exec(t, `INSERT INTO t1 VALUES (1, 0, 'x')`)
 	a.init(t, "t1")
-	tb := a.table(t, "t1")
+	tb = a.table(t, "t1")
 	held, err := a.app.Begin(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer held.Rollback(context.Background())
+	t.Cleanup(func() { held.Rollback(context.Background()) })
 	if _, err := held.Exec(t.Context(), `UPDATE t1 SET v = 1 WHERE id = 1`); err != nil { // entry 1 of key 1
 		t.Fatal(err)
 	}
-	other := appConn(t, a.schema)
+	other = appConn(t, a.schema)
 	if _, err := other.Exec(t.Context(), `INSERT INTO t1 VALUES (2, 2, 'y')`); err != nil { // entry 2 of key 2
 		t.Fatal(err)
 	}
-	tx, err := a.db.Begin(t.Context(), true)
+	tx, err = a.db.Begin(t.Context(), true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Rollback()
-	page, err := tx.ReadLog(tb, 0, 1)
+	t.Cleanup(func() { tx.Rollback() })
+	page, err = tx.ReadLog(tb, 0, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(page) != 1 || page[0].Row[0].Int != 2 {
 		t.Fatalf("first page: %v, want the insert of key 2 only", page)
 	}
+	return a, tb, held, other, tx, page
+}
+
+// When a later page of the log shows an entry that committed late, in a
+// gap below entries already read, the later entries of its key are left
+// for the next fold, so that one fold never applies a key's writes out of
+// order.
+func TestLogPagesWithLateEntry(t *testing.T) {
+	a, tb, held, other, tx, page := lateEntry(t)
 	if err := held.Commit(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -165,34 +175,7 @@ func TestLogPagesWithLateEntry(t *testing.T) {
 // after the page (a look before it, a statement of its own at READ
 // COMMITTED, missed the late entry while the page showed the next one).
 func TestLogPageLateEntryRightBeforePage(t *testing.T) {
-	a := newSite(t, twoTables)
-	a.exec(t, `INSERT INTO t1 VALUES (1, 0, 'x')`)
-	a.init(t, "t1")
-	tb := a.table(t, "t1")
-	held, err := a.app.Begin(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer held.Rollback(context.Background())
-	if _, err := held.Exec(t.Context(), `UPDATE t1 SET v = 1 WHERE id = 1`); err != nil { // entry 1 of key 1
-		t.Fatal(err)
-	}
-	other := appConn(t, a.schema)
-	if _, err := other.Exec(t.Context(), `INSERT INTO t1 VALUES (2, 2, 'y')`); err != nil { // entry 2 of key 2
-		t.Fatal(err)
-	}
-	tx, err := a.db.Begin(t.Context(), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	page, err := tx.ReadLog(tb, 0, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(page) != 1 || page[0].Row[0].Int != 2 {
-		t.Fatalf("first page: %v, want the insert of key 2 only", page)
-	}
+	_, tb, held, other, tx, page := lateEntry(t)
 	defer postgres.SetBeforeLogPage(func() {
 		if err := held.Commit(t.Context()); err != nil {
 			t.Error(err)

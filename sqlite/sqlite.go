@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/rowsync/rowsync"
 	"github.com/rowsync/rowsync/internal/bookkeeping"
@@ -23,8 +24,9 @@ type DB struct {
 	db   *sql.DB
 	// wsem holds the writer connection w while a write transaction uses
 	// it (see writer.go).
-	wsem chan struct{}
-	w    *writer
+	wsem   chan struct{}
+	w      *writer
+	closed atomic.Bool
 }
 
 var _ rowsync.Database = (*DB)(nil)

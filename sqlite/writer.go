@@ -64,15 +64,17 @@ func (d *DB) acquireWriter(ctx context.Context) (*writer, error) {
 // transaction could not be ended (broken is true) is closed and not
 // reused, with its statements.
 func (d *DB) releaseWriter(broken bool) {
-	if broken && d.w != nil {
-		d.w.close(true)
+	if d.w != nil && (broken || d.closed.Load()) {
+		d.w.close(broken)
 		d.w = nil
 	}
 	<-d.wsem
 }
 
-// closeWriter closes the writer connection if no transaction holds it.
+// closeWriter closes the writer connection, or, if a transaction holds it,
+// has releaseWriter close it when the transaction ends.
 func (d *DB) closeWriter() {
+	d.closed.Store(true)
 	select {
 	case d.wsem <- struct{}{}:
 		if d.w != nil {

@@ -109,3 +109,26 @@ func TestWriterStatements(t *testing.T) {
 	wg.Wait()
 	tx.Rollback()
 }
+
+// Closing the DB while a write transaction runs lets it end, then closes
+// the writer connection; a later Begin fails.
+func TestWriterCloseDuringTransaction(t *testing.T) {
+	d := installed(t, `CREATE TABLE item(id INTEGER PRIMARY KEY, v TEXT)`, "item")
+	tx, err := d.Begin(t.Context(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.(*Tx).exec(`INSERT INTO item(id, v) VALUES (1, 'x')`); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if d.w != nil {
+		t.Fatal("the writer connection outlived Close")
+	}
+	if _, err := d.Begin(t.Context(), true); err == nil {
+		t.Fatal("Begin after Close succeeded")
+	}
+}

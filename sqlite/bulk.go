@@ -88,11 +88,11 @@ func (t *Tx) noteFresh(tb *rowsync.Table, key string) {
 	}
 }
 
-// InsertRows implements rowsync.BulkTx with one multi-row INSERT. SQLite
-// undoes a whole statement that a constraint refuses, so nothing is
-// inserted then.
+// InsertRows implements rowsync.BulkTx with one multi-row INSERT OR ABORT
+// (see InsertRow). SQLite undoes a whole statement that a constraint
+// refuses, so nothing is inserted then.
 func (t *Tx) InsertRows(tb *rowsync.Table, rows [][]rowsync.Value) error {
-	q := fmt.Sprintf(`INSERT INTO %s(%s) VALUES %s`, quote(tb.Name), strings.Join(quotedColumns(tb), ", "), marks(len(rows), len(tb.Columns)))
+	q := fmt.Sprintf(`INSERT OR ABORT INTO %s(%s) VALUES %s`, quote(tb.Name), strings.Join(quotedColumns(tb), ", "), marks(len(rows), len(tb.Columns)))
 	args := make([]any, 0, len(rows)*len(tb.Columns))
 	for _, r := range rows {
 		args = append(args, anyArgs(r)...)

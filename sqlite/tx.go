@@ -530,10 +530,14 @@ func (t *Tx) GetRow(tb *rowsync.Table, key []rowsync.Value) ([]rowsync.Value, bo
 	return row, true, nil
 }
 
-// InsertRow implements rowsync.Tx.
+// InsertRow implements rowsync.Tx. The engine's writes say OR ABORT: a
+// conflict clause in the table's definition (UNIQUE ON CONFLICT REPLACE,
+// IGNORE, ROLLBACK…) would otherwise remove another row, drop the write
+// silently or end the batch's transaction, where the engine needs the
+// statement refused (TestUniqueColumnWithConflictClause).
 func (t *Tx) InsertRow(tb *rowsync.Table, row []rowsync.Value) error {
 	marks := strings.TrimSuffix(strings.Repeat("?, ", len(tb.Columns)), ", ")
-	q := fmt.Sprintf(`INSERT INTO %s(%s) VALUES (%s)`, quote(tb.Name), strings.Join(quotedColumns(tb), ", "), marks)
+	q := fmt.Sprintf(`INSERT OR ABORT INTO %s(%s) VALUES (%s)`, quote(tb.Name), strings.Join(quotedColumns(tb), ", "), marks)
 	if _, err := t.exec(q, anyArgs(row)...); err != nil {
 		return wrap("insert into "+tb.Name, err)
 	}
@@ -541,13 +545,13 @@ func (t *Tx) InsertRow(tb *rowsync.Table, row []rowsync.Value) error {
 	return t.noteEcho(tb, key)
 }
 
-// UpdateRow implements rowsync.Tx.
+// UpdateRow implements rowsync.Tx, with OR ABORT as InsertRow.
 func (t *Tx) UpdateRow(tb *rowsync.Table, key []rowsync.Value, cols []int, vals []rowsync.Value) error {
 	sets := make([]string, len(cols))
 	for i, c := range cols {
 		sets[i] = quote(tb.Columns[c].Name) + " = ?"
 	}
-	q := fmt.Sprintf(`UPDATE %s SET %s WHERE %s`, quote(tb.Name), strings.Join(sets, ", "), keyMatch(tb))
+	q := fmt.Sprintf(`UPDATE OR ABORT %s SET %s WHERE %s`, quote(tb.Name), strings.Join(sets, ", "), keyMatch(tb))
 	if _, err := t.exec(q, append(anyArgs(vals), anyArgs(key)...)...); err != nil {
 		return wrap("update "+tb.Name, err)
 	}

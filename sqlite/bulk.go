@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"context"
 	"fmt"
 	"strings"
 
@@ -103,25 +102,11 @@ func (t *Tx) InsertRows(tb *rowsync.Table, rows [][]rowsync.Value) error {
 	if t.echo == nil {
 		return nil
 	}
-	if quiet, err := t.isQuiet(tb); err != nil || quiet {
-		return err
+	keys := make([][]rowsync.Value, len(rows))
+	for i, r := range rows {
+		keys[i], _ = tb.SplitRow(r)
 	}
-	var last int64
-	s, err := t.stmt(fmt.Sprintf(`SELECT coalesce(max(rowid), 0) FROM %s`, logName(tb.ID)))
-	if err == nil {
-		err = s.QueryRowContext(context.Background()).Scan(&last)
-	}
-	if err != nil {
-		return fmt.Errorf("read log of %q: %w", tb.Name, err)
-	}
-	if t.echo[tb] == nil {
-		t.echo[tb] = map[string]int64{}
-	}
-	for _, r := range rows {
-		key, _ := tb.SplitRow(r)
-		t.echo[tb][string(rowsync.EncodeValues(key))] = last
-	}
-	return nil
+	return t.noteEcho(tb, keys...)
 }
 
 // PutShadows implements rowsync.BulkTx. The bookkeeping of rows that
@@ -139,7 +124,7 @@ func (t *Tx) InsertRows(tb *rowsync.Table, rows [][]rowsync.Value) error {
 func (t *Tx) PutShadows(tb *rowsync.Table, ss []*rowsync.Shadow) error {
 	fresh := t.fresh[tb]
 	var bulk []*rowsync.Shadow
-	q := putShadowQuery(tb)
+	q := putShadowQuery(tb, 1)
 	for _, sh := range ss {
 		k := string(rowsync.EncodeValues(sh.Key))
 		if fresh[k] {
@@ -159,17 +144,11 @@ func (t *Tx) PutShadows(tb *rowsync.Table, ss []*rowsync.Shadow) error {
 		}
 		return nil
 	}
-	cols := make([]string, 0, len(tb.Key)+5)
-	for i := range tb.Key {
-		cols = append(cols, keyCol(i))
-	}
-	cols = append(cols, "seq", "del", "src", "meta", "dead")
-	args := make([]any, 0, len(bulk)*len(cols))
+	args := make([]any, 0, len(bulk)*(len(tb.Key)+5))
 	for _, sh := range bulk {
-		args = append(append(args, anyArgs(sh.Key)...), sh.Seq, sh.Deleted, sh.Src, sh.Meta, sh.Dead)
+		args = shadowArgs(args, sh)
 	}
-	q = fmt.Sprintf(`INSERT OR REPLACE INTO %s(%s) VALUES %s`, shadowName(tb.ID), strings.Join(cols, ", "), marks(len(bulk), len(cols)))
-	if _, err := t.exec(q, args...); err != nil {
+	if _, err := t.exec(putShadowQuery(tb, len(bulk)), args...); err != nil {
 		return fmt.Errorf("write bookkeeping of %q: %w", tb.Name, err)
 	}
 	return nil

@@ -155,6 +155,15 @@ func (t *Tx) exec(q string, args ...any) (sql.Result, error) {
 	return s.ExecContext(context.Background(), args...)
 }
 
+// scanRow runs the one-row query q and scans its columns into dest.
+func (t *Tx) scanRow(q string, args []any, dest ...any) error {
+	s, err := t.stmt(q)
+	if err != nil {
+		return err
+	}
+	return s.QueryRowContext(context.Background(), args...).Scan(dest...)
+}
+
 func (t *Tx) query(q string, args ...any) (*sql.Rows, error) {
 	if err := t.ctx.Err(); err != nil {
 		return nil, err
@@ -391,12 +400,8 @@ func (t *Tx) DeleteLog(tb *rowsync.Table, upTo int64, ids []int64) error {
 
 // LogCount implements rowsync.Tx.
 func (t *Tx) LogCount(tb *rowsync.Table) (int64, error) {
-	s, err := t.stmt(fmt.Sprintf(`SELECT count(*) FROM %s`, logName(tb.ID)))
-	if err != nil {
-		return 0, err
-	}
 	var n int64
-	err = s.QueryRowContext(context.Background()).Scan(&n)
+	err := t.scanRow(fmt.Sprintf(`SELECT count(*) FROM %s`, logName(tb.ID)), nil, &n)
 	return n, err
 }
 
@@ -419,22 +424,27 @@ func (t *Tx) GetShadow(tb *rowsync.Table, key []rowsync.Value) (*rowsync.Shadow,
 
 // PutShadow implements rowsync.Tx.
 func (t *Tx) PutShadow(tb *rowsync.Table, sh *rowsync.Shadow) error {
-	return t.putShadow(putShadowQuery(tb), tb, sh)
+	return t.putShadow(putShadowQuery(tb, 1), tb, sh)
 }
 
-// putShadowQuery is the single-row INSERT OR REPLACE of a row's bookkeeping.
-func putShadowQuery(tb *rowsync.Table) string {
+// putShadowQuery is the INSERT OR REPLACE of the bookkeeping of n rows,
+// whose arguments shadowArgs gives row by row.
+func putShadowQuery(tb *rowsync.Table, n int) string {
 	cols := make([]string, 0, len(tb.Key)+5)
 	for i := range tb.Key {
 		cols = append(cols, keyCol(i))
 	}
 	cols = append(cols, "seq", "del", "src", "meta", "dead")
-	return fmt.Sprintf(`INSERT OR REPLACE INTO %s(%s) VALUES %s`, shadowName(tb.ID), strings.Join(cols, ", "), marks(1, len(cols)))
+	return fmt.Sprintf(`INSERT OR REPLACE INTO %s(%s) VALUES %s`, shadowName(tb.ID), strings.Join(cols, ", "), marks(n, len(cols)))
+}
+
+// shadowArgs appends the arguments of sh for putShadowQuery to args.
+func shadowArgs(args []any, sh *rowsync.Shadow) []any {
+	return append(append(args, anyArgs(sh.Key)...), sh.Seq, sh.Deleted, sh.Src, sh.Meta, sh.Dead)
 }
 
 func (t *Tx) putShadow(q string, tb *rowsync.Table, sh *rowsync.Shadow) error {
-	args := append(anyArgs(sh.Key), sh.Seq, sh.Deleted, sh.Src, sh.Meta, sh.Dead)
-	if _, err := t.exec(q, args...); err != nil {
+	if _, err := t.exec(q, shadowArgs(nil, sh)...); err != nil {
 		return fmt.Errorf("write bookkeeping of %q: %w", tb.Name, err)
 	}
 	return nil
@@ -503,12 +513,8 @@ func changesQuery(tb *rowsync.Table, kind rowsync.ChangeKind) string {
 
 // CountChanges implements rowsync.Tx.
 func (t *Tx) CountChanges(tb *rowsync.Table, after int64) (int64, error) {
-	s, err := t.stmt(fmt.Sprintf(`SELECT count(*) FROM %s WHERE del IN (0, 1) AND seq > ?`, shadowName(tb.ID)))
-	if err != nil {
-		return 0, err
-	}
 	var n int64
-	err = s.QueryRowContext(context.Background(), after).Scan(&n)
+	err := t.scanRow(fmt.Sprintf(`SELECT count(*) FROM %s WHERE del IN (0, 1) AND seq > ?`, shadowName(tb.ID)), []any{after}, &n)
 	return n, err
 }
 
@@ -569,25 +575,23 @@ func (t *Tx) DeleteRow(tb *rowsync.Table, key []rowsync.Value) error {
 // noteEcho records, while the engine applies rows, that it has just
 // written a row: what the table's log holds for the row up to now is the
 // echo of that write.
-func (t *Tx) noteEcho(tb *rowsync.Table, key []rowsync.Value) error {
+func (t *Tx) noteEcho(tb *rowsync.Table, keys ...[]rowsync.Value) error {
 	if t.echo == nil {
 		return nil
 	}
 	if quiet, err := t.isQuiet(tb); err != nil || quiet {
 		return err
 	}
-	s, err := t.stmt(fmt.Sprintf(`SELECT coalesce(max(rowid), 0) FROM %s`, logName(tb.ID)))
-	if err != nil {
-		return err
-	}
 	var last int64
-	if err := s.QueryRowContext(context.Background()).Scan(&last); err != nil {
+	if err := t.scanRow(fmt.Sprintf(`SELECT coalesce(max(rowid), 0) FROM %s`, logName(tb.ID)), nil, &last); err != nil {
 		return fmt.Errorf("read log of %q: %w", tb.Name, err)
 	}
 	if t.echo[tb] == nil {
 		t.echo[tb] = map[string]int64{}
 	}
-	t.echo[tb][string(rowsync.EncodeValues(key))] = last
+	for _, key := range keys {
+		t.echo[tb][string(rowsync.EncodeValues(key))] = last
+	}
 	return nil
 }
 
@@ -617,11 +621,7 @@ func (t *Tx) BeginApply() error {
 	t.echo = map[*rowsync.Table]map[string]int64{}
 	t.quiet = map[*rowsync.Table]bool{}
 	var n int64
-	s, err := t.stmt(`SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND name NOT LIKE '\_rowsync\_%' ESCAPE '\'`)
-	if err == nil {
-		err = s.QueryRowContext(context.Background()).Scan(&n)
-	}
-	if err != nil {
+	if err := t.scanRow(`SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND name NOT LIKE '\_rowsync\_%' ESCAPE '\'`, nil, &n); err != nil {
 		return fmt.Errorf("list triggers: %w", err)
 	}
 	t.appTriggers = n > 0
@@ -638,11 +638,7 @@ func (t *Tx) isQuiet(tb *rowsync.Table) (bool, error) {
 		return q, nil
 	}
 	var n int64
-	s, err := t.stmt(`SELECT count(*) FROM pragma_foreign_key_list(?) WHERE on_delete NOT IN ('NO ACTION', 'RESTRICT') OR on_update NOT IN ('NO ACTION', 'RESTRICT')`)
-	if err == nil {
-		err = s.QueryRowContext(context.Background(), tb.Name).Scan(&n)
-	}
-	if err != nil {
+	if err := t.scanRow(`SELECT count(*) FROM pragma_foreign_key_list(?) WHERE on_delete NOT IN ('NO ACTION', 'RESTRICT') OR on_update NOT IN ('NO ACTION', 'RESTRICT')`, []any{tb.Name}, &n); err != nil {
 		return false, fmt.Errorf("foreign keys of %q: %w", tb.Name, err)
 	}
 	t.quiet[tb] = n == 0

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -67,6 +68,13 @@ type LogEntry struct {
 	Wall int64    // wall-clock milliseconds when the write happened
 	Mask []uint64 // OpUpdate: bit i%63 of Mask[i/63] is set if column i changed
 	Row  []Value  // all columns in column order; only the key is set for inserts and updates
+}
+
+// NoChange reports whether e is an update that changed no value: row
+// triggers fire for every row an UPDATE matched, also those it left as they
+// were, and log an empty mask. The fold stamps nothing for such an entry.
+func (e *LogEntry) NoChange() bool {
+	return e.Op == OpUpdate && !slices.ContainsFunc(e.Mask, func(m uint64) bool { return m != 0 })
 }
 
 // Changed reports whether column i is in the mask.

@@ -186,7 +186,7 @@ func (n *Node) send(ctx context.Context, enc *Encoder, to NodeInfo, cursors []Cu
 				dirty[t] = map[string]bool{}
 			}
 			for i := range es {
-				if es[i].Op == OpUpdate && !slices.ContainsFunc(es[i].Mask, func(m uint64) bool { return m != 0 }) {
+				if es[i].NoChange() {
 					continue
 				}
 				k := make([]Value, len(t.Key))

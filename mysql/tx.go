@@ -480,7 +480,13 @@ func (t *Tx) ReadLog(tb *rowsync.Table, after int64, limit int) ([]rowsync.LogEn
 			if t.write && r.blocked[canonKey(tb, keyOf(tb, e.Row))] {
 				continue
 			}
-			if isNoop(&e) {
+			// An update that changed no value (LogEntry.NoChange): the
+			// fold would stamp nothing for it, and Send, which leaves out
+			// the rows with entries in the log as changed since its fold,
+			// would hold the row's last change back for good
+			// (TestNoopUpdateDoesNotHoldBackSend). A write transaction
+			// deletes it.
+			if e.NoChange() {
 				noop = append(noop, e.ID)
 				continue
 			}
@@ -557,26 +563,6 @@ func (t *Tx) blockLate(tb *rowsync.Table, ti *tableInfo, r *logReads) error {
 		}
 	}
 	return nil
-}
-
-// isNoop reports whether e is an update that changed no value: MySQL
-// fires row triggers for the rows an UPDATE matched and left unchanged,
-// and they log an empty mask. ReadLog never returns such an entry (a
-// write transaction deletes it). The fold would stamp nothing for it, and
-// Send leaves out the rows that have entries in the log, as changed since
-// its fold, to go out next session with a newer seq: the row's last
-// change would never go out, since the next fold gives it no new seq
-// (TestNoopUpdateDoesNotHoldBackSend).
-func isNoop(e *rowsync.LogEntry) bool {
-	if e.Op != rowsync.OpUpdate {
-		return false
-	}
-	for _, m := range e.Mask {
-		if m != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // keyOf returns the key of a full row.

@@ -18,7 +18,8 @@ import (
 
 // maxWriterStmts bounds the prepared statements kept on the writer
 // connection; the least recently used is closed beyond it. A chunk's
-// multi-row statements are the largest (some 100 KiB of program each).
+// multi-row statements are the largest (a program of several opcodes per
+// value of up to 256 rows, the capture trigger compiled in).
 const maxWriterStmts = 64
 
 // writerWait bounds how long Begin waits for the writer connection, like

@@ -68,6 +68,11 @@ type LogEntry struct {
 	Wall int64    // wall-clock milliseconds when the write happened
 	Mask []uint64 // OpUpdate: bit i%63 of Mask[i/63] is set if column i changed
 	Row  []Value  // all columns in column order; only the key is set for inserts and updates
+	// Applied is set on an entry a transaction wrote while it applied
+	// rows received from a peer (between BeginApply and EndApply) and that
+	// EndApply kept: a side effect of the engine's writes on another row,
+	// such as a foreign-key cascade or an application's trigger.
+	Applied bool
 }
 
 // NoChange reports whether e is an update that changed no value: row

@@ -268,7 +268,7 @@ func (n *Node) Fold(ctx context.Context) error {
 		return err
 	}
 	clock := Clock{Last: st.Clock}
-	if _, err := n.fold(tx, &st, &clock, d); err != nil {
+	if _, err := n.fold(tx, &st, &clock, d, nil); err != nil {
 		return err
 	}
 	st.Clock = clock.Last
@@ -286,11 +286,18 @@ type foldRow struct {
 	dirty bool
 }
 
+// removedFunc is told of a live row that a fold deletes by an entry marked
+// Applied: before is the row's versions, dead its values (in Cols order),
+// tomb the delete's new version.
+type removedFunc func(t *Table, before *Row, dead []Value, tomb Version) error
+
 // fold stamps every captured write of every table with a version, in
 // capture order, and updates the rows' bookkeeping. It runs inside a write
 // transaction, before anything is applied, so that a local write is
-// ordered after every version the node had received when it was made.
-func (n *Node) fold(tx Tx, st *State, clock *Clock, d nodeDict) (int, error) {
+// ordered after every version the node had received when it was made, and
+// again after a batch's writes, for their side effects (removed, if not
+// nil, is told of the rows they deleted).
+func (n *Node) fold(tx Tx, st *State, clock *Clock, d nodeDict, removed removedFunc) (int, error) {
 	total := 0
 	for _, t := range n.tables {
 		var after int64
@@ -302,7 +309,7 @@ func (n *Node) fold(tx Tx, st *State, clock *Clock, d nodeDict) (int, error) {
 			if len(entries) == 0 {
 				break
 			}
-			if err := n.foldChunk(tx, t, entries, st, clock, d); err != nil {
+			if err := n.foldChunk(tx, t, entries, st, clock, d, removed); err != nil {
 				return total, err
 			}
 			total += len(entries)
@@ -317,7 +324,7 @@ func (n *Node) fold(tx Tx, st *State, clock *Clock, d nodeDict) (int, error) {
 	return total, nil
 }
 
-func (n *Node) foldChunk(tx Tx, t *Table, entries []LogEntry, st *State, clock *Clock, d nodeDict) error {
+func (n *Node) foldChunk(tx Tx, t *Table, entries []LogEntry, st *State, clock *Clock, d nodeDict, removed removedFunc) error {
 	rows := map[string]*foldRow{}
 	var order []string
 	keyOf := func(e *LogEntry) []Value {
@@ -402,9 +409,14 @@ func (n *Node) foldChunk(tx Tx, t *Table, entries []LogEntry, st *State, clock *
 				continue
 			}
 			v := stamp(e.Wall)
+			_, fr.dead = t.SplitRow(e.Row)
+			if removed != nil && e.Applied {
+				if err := removed(t, fr.row, fr.dead, v); err != nil {
+					return err
+				}
+			}
 			fr.row.TombPrev = fr.row.Newest()
 			fr.row.Tomb = v
-			_, fr.dead = t.SplitRow(e.Row)
 			fr.dirty = true
 		}
 	}

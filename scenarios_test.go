@@ -2,7 +2,6 @@ package rowsync_test
 
 import (
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -26,15 +25,6 @@ func loggedLoser(tb testing.TB, table, v string, sites ...*site) bool {
 		}
 	}
 	return false
-}
-
-// knownGap skips a test of a gap between the engine and the SPEC that is
-// reported but not fixed: set ROWSYNC_KNOWN_GAPS=1 to run it.
-func knownGap(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("ROWSYNC_KNOWN_GAPS") == "" {
-		t.Skip("known gap (ROWSYNC_KNOWN_GAPS=1 runs it): " + why)
-	}
 }
 
 func dumpConflicts(tb testing.TB, sites ...*site) string {
@@ -485,14 +475,14 @@ func TestChainHeldThenResolvedElsewhere(t *testing.T) {
 // A delete received for a parent whose ON DELETE CASCADE removes, on the
 // receiver, a child the deleter never saw (inserted, or edited after the
 // delete by its clock, on the receiver or on a node behind it): the
-// cascade is a local write of the receiver, so the child and its values
-// are gone on every node, nothing is held and no conflict names them. The
+// cascade is a local write of the receiver, so the child is gone on every
+// node, and the receiver logs its values as delete-wins conflicts. The
 // same foreign key without the cascade holds the delete and lists it
 // (TestChildOfConcurrentlyDeletedParentIsHeld). A key change of the parent
 // is a delete and an insert, so ON UPDATE CASCADE children racing it go
-// the same way.
+// the same way. Before, no conflict named them (the values were lost
+// silently).
 func TestParentKeyUpdateCascadesRacingChildEdit(t *testing.T) {
-	knownGap(t, "a cascade of a received delete removes children the deleter never saw, silently")
 	const schema = `CREATE TABLE parent(id INTEGER PRIMARY KEY, name TEXT);
 		CREATE TABLE child(id INTEGER PRIMARY KEY, pid INTEGER REFERENCES parent(id) ON UPDATE CASCADE ON DELETE CASCADE, note TEXT);`
 	for _, later := range []bool{false, true} {
@@ -529,7 +519,6 @@ func TestParentKeyUpdateCascadesRacingChildEdit(t *testing.T) {
 
 // See TestParentKeyUpdateCascadesRacingChildEdit.
 func TestCascadeOfReceivedDeleteRemovesConcurrentChild(t *testing.T) {
-	knownGap(t, "a cascade of a received delete removes children the deleter never saw, silently")
 	const schema = `CREATE TABLE parent(id INTEGER PRIMARY KEY, name TEXT);
 		CREATE TABLE child(id INTEGER PRIMARY KEY, pid INTEGER REFERENCES parent(id) ON DELETE CASCADE, note TEXT);`
 	for _, n := range []int{2, 3} {

@@ -387,7 +387,7 @@ func (b *batch) init() error {
 	b.clock = Clock{Last: b.st.Clock}
 	// Local writes made before this batch are stamped first, so that
 	// everything written after it is ordered after what it brings.
-	if _, err := b.n.fold(b.tx, &b.st, &b.clock, b.d); err != nil {
+	if _, err := b.n.fold(b.tx, &b.st, &b.clock, b.d, nil); err != nil {
 		return err
 	}
 	if b.from != "" {
@@ -705,6 +705,13 @@ func (b *batch) finish(cursors []Cursor) error {
 	if err := b.tx.EndApply(b.applied); err != nil {
 		return err
 	}
+	// The side effects of the batch's writes on other rows (a foreign-key
+	// cascade, an application's trigger) are local writes: stamped now, in
+	// the batch's transaction, and a row they removed is a conflict, since
+	// the change that set them off did not name it.
+	if _, err := b.n.fold(b.tx, &b.st, &b.clock, b.d, b.removed); err != nil {
+		return err
+	}
 	for _, c := range cursors {
 		if _, ok := b.n.byName[c.Table]; !ok {
 			return fmt.Errorf("%w: checkpoint names table %q, which is not tracked here", ErrUnknownTable, c.Table)
@@ -722,6 +729,29 @@ func (b *batch) finish(cursors []Cursor) error {
 	}
 	b.res.Batches++
 	return nil
+}
+
+// removed records the values of a row that a side effect of the batch's
+// writes deleted (a cascade of a received delete, say): the peer's change
+// did not name the row, so whatever it held, inserted or edited here or
+// elsewhere without the deleting node knowing, would otherwise be gone
+// with no trace. Each value is a delete-wins conflict.
+func (b *batch) removed(t *Table, before *Row, dead []Value, tomb Version) error {
+	var cs []Conflict
+	for i, c := range before.Cells {
+		if c.V.IsZero() {
+			continue
+		}
+		cs = append(cs, Conflict{Table: t.Name, Key: before.Key, Column: t.Columns[t.Cols[i]].Name, Kind: ConflictDeleteWins,
+			WinnerV: tomb, Loser: dead[i], LoserV: c.V,
+			Detail: "row removed by a foreign-key action or trigger that a received change set off"})
+	}
+	if len(cs) == 0 {
+		// A row of key columns only: its existence is what was lost.
+		cs = append(cs, Conflict{Table: t.Name, Key: before.Key, Kind: ConflictDeleteWins, WinnerV: tomb, LoserV: before.Newest(),
+			Detail: "row removed by a foreign-key action or trigger that a received change set off"})
+	}
+	return b.addConflicts(cs)
 }
 
 func (b *batch) hold(f failedRow) error {

@@ -191,7 +191,7 @@ func (c *cascadePlan) updates(table string) {
 			}
 			stmts = append(stmts, logDeletes(r, "t1", from, where),
 				fmt.Sprintf("INSERT INTO %s(op, wall, echo, %s) SELECT 1, %s, %s, %s FROM %s WHERE %s",
-					logName(r.id), keyLogCols(r), wallExpr, echoExpr, strings.Join(newKey, ", "), from, where))
+					logName(r.id), keyLogCols(r), wallExpr, sideEchoExpr, strings.Join(newKey, ", "), from, where))
 		default:
 			stmts = append(stmts, logUpdates(r, f.childCols, "t1", from, where))
 		}
@@ -230,7 +230,7 @@ func logDeletes(r registered, a, from, where string) string {
 		cols[i], vals[i] = logCol(i), a+"."+quote(col.Name)
 	}
 	return fmt.Sprintf("INSERT INTO %s(op, wall, echo, %s) SELECT 3, %s, %s, %s FROM %s WHERE %s",
-		logName(r.id), strings.Join(cols, ", "), wallExpr, echoExpr, strings.Join(vals, ", "), from, where)
+		logName(r.id), strings.Join(cols, ", "), wallExpr, sideEchoExpr, strings.Join(vals, ", "), from, where)
 }
 
 // logUpdates logs the rows of r selected by from/where (alias a) as
@@ -251,7 +251,7 @@ func logUpdates(r registered, changed []string, a, from, where string) string {
 		keys[i] = a + "." + quote(k)
 	}
 	return fmt.Sprintf("INSERT INTO %s(op, wall, echo, %s, %s) SELECT 2, %s, %s, %s, %s FROM %s WHERE %s",
-		logName(r.id), strings.Join(masks, ", "), keyLogCols(r), wallExpr, echoExpr, strings.Join(vals, ", "),
+		logName(r.id), strings.Join(masks, ", "), keyLogCols(r), wallExpr, sideEchoExpr, strings.Join(vals, ", "),
 		strings.Join(keys, ", "), from, where)
 }
 

@@ -27,6 +27,13 @@ const wallExpr = `(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTA
 // on this session (BeginApply sets the variable to a token of its own).
 const echoExpr = `IFNULL(@rowsync_applying, 0)`
 
+// sideEchoExpr marks what the cascade triggers log while rowsync applies
+// a peer's rows: the rows a foreign-key action of the engine's write
+// changes. They are side effects, not echoes: EndApply keeps them (also
+// when the engine wrote the same row earlier in the batch) and the fold
+// sees them as LogEntry.Applied.
+const sideEchoExpr = `-IFNULL(@rowsync_applying, 0)`
+
 func logName(id int64) string    { return fmt.Sprintf("`_rowsync_log_%d`", id) }
 func shadowName(id int64) string { return fmt.Sprintf("`_rowsync_shadow_%d`", id) }
 func logCol(i int) string        { return fmt.Sprintf("c%d", i) }

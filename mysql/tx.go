@@ -448,7 +448,7 @@ func (t *Tx) ReadLog(tb *rowsync.Table, after int64, limit int) ([]rowsync.LogEn
 	for i := range masks {
 		masks[i] = fmt.Sprintf("COALESCE(m%d, 0)", i)
 	}
-	q := fmt.Sprintf(`SELECT id, op, wall, %s, %s FROM %s WHERE id > ? ORDER BY id LIMIT ?`,
+	q := fmt.Sprintf(`SELECT id, op, wall, echo <> 0, %s, %s FROM %s WHERE id > ? ORDER BY id LIMIT ?`,
 		join(masks, ", "), ti.logSelect, ti.log)
 	for {
 		page, err := t.readLogPage(tb, ti, q, nw, after, limit)
@@ -517,7 +517,7 @@ func (t *Tx) readLogPage(tb *rowsync.Table, ti *tableInfo, q string, nw int, aft
 	var out []rowsync.LogEntry
 	for rows.Next() {
 		e := rowsync.LogEntry{Row: make([]rowsync.Value, len(tb.Columns)), Mask: make([]uint64, nw)}
-		extra := []any{&e.ID, &e.Op, &e.Wall}
+		extra := []any{&e.ID, &e.Op, &e.Wall, &e.Applied}
 		ms := make([]int64, nw)
 		for i := range ms {
 			extra = append(extra, &ms[i])

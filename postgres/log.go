@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -130,9 +131,9 @@ func (t *Tx) ReadLog(tb *rowsync.Table, after int64, limit int) ([]rowsync.LogEn
 	for i := range ti.cols {
 		exprs[i] = ti.cols[i].readExpr(v.col(i))
 	}
-	q := fmt.Sprintf(`SELECT %s, l.id, l.op, l.wall, %s, %s FROM %s WHERE l.id >= $1 AND %s > $2 AND %s ORDER BY %s LIMIT $3`,
+	q := fmt.Sprintf(`SELECT %s, l.id, l.op, l.wall, l.echo, %s, %s FROM %s WHERE l.id >= $1 AND %s > $2 AND %s ORDER BY %s LIMIT $3`,
 		v.eid, strings.Join(masks, ", "), strings.Join(exprs, ", "), v.from, v.eid, v.live, v.order)
-	const skip = 4
+	const skip = 5
 	var out []rowsync.LogEntry
 	for {
 		// The gaps of earlier pages: checked once this page is read.
@@ -159,6 +160,7 @@ func (t *Tx) ReadLog(tb *rowsync.Table, after int64, limit int) ([]rowsync.LogEn
 			row := raw[1].(int64)
 			e.Op = rowsync.LogOp(raw[2].(int16))
 			e.Wall = raw[3].(int64)
+			e.Applied = raw[4].(bool)
 			for i := range e.Mask {
 				e.Mask[i] = uint64(raw[skip+i].(int64))
 			}
@@ -344,27 +346,90 @@ func (t *Tx) deleteEntries(tb *rowsync.Table, ti *tableInfo, src string, args ..
 }
 
 // dropEcho deletes the entries above the fold's floor that this
-// transaction marked as echo, of the keys the engine wrote.
-func (t *Tx) dropEcho(tb *rowsync.Table, keys [][]rowsync.Value) error {
+// transaction marked as echo, of the keys the engine wrote, up to each
+// key's bound (Tx.echo; none for a table no side effect reaches).
+func (t *Tx) dropEcho(tb *rowsync.Table, keys [][]rowsync.Value, bounds map[string]int64) error {
 	ti, err := t.info(tb)
 	if err != nil {
 		return err
 	}
 	v := ti.logView(tb)
-	// A key that keyArrays refuses is skipped: no row can have it, so
+	// A key that keyArgs refuses is skipped: no row can have it, so
 	// nothing echoed it.
-	arrays, _ := ti.keyArrays(tb, keys, true)
+	var valid [][]rowsync.Value
+	var upTo []int64
+	for _, k := range keys {
+		if _, err := ti.keyArgs(tb, k); err != nil {
+			continue
+		}
+		b, ok := bounds[string(rowsync.EncodeValues(k))]
+		if !ok {
+			b = math.MaxInt64
+		}
+		valid, upTo = append(valid, k), append(upTo, b)
+	}
+	arrays, err := ti.keyArrays(tb, valid, false)
+	if err != nil {
+		return err
+	}
 	params, names := ti.keyUnnest(tb, 2)
+	params = append(params, fmt.Sprintf("$%d::int8[]", 2+len(tb.Key)))
+	names = append(names, "upto")
 	conds := make([]string, len(tb.Key))
 	for i, k := range tb.Key {
 		conds[i] = fmt.Sprintf("%s = %s", v.key[i], ti.cols[k].castElem("a."+keyCol(i)))
 	}
-	src := fmt.Sprintf(`SELECT %s FROM %s JOIN unnest(%s) AS a(%s) ON %s WHERE l.echo AND l.id > $1`,
+	src := fmt.Sprintf(`SELECT %s FROM %s JOIN unnest(%s) AS a(%s) ON %s WHERE l.echo AND l.id > $1 AND l.id <= a.upto`,
 		v.eid, v.from, strings.Join(params, ", "), strings.Join(names, ", "), strings.Join(conds, " AND "))
-	if err := t.deleteEntries(tb, ti, src, append([]any{t.logState(tb).floor}, arrays...)...); err != nil {
+	args := append(append([]any{t.logState(tb).floor}, arrays...), upTo)
+	if err := t.deleteEntries(tb, ti, src, args...); err != nil {
 		return fmt.Errorf("drop echo of applied rows: %w", err)
 	}
 	return nil
+}
+
+// noteEcho records, while the engine applies rows, the echo bound of the
+// keys it just wrote to tb (see Tx.echo), if side effects can reach tb.
+func (t *Tx) noteEcho(tb *rowsync.Table, ti *tableInfo, keys ...[]rowsync.Value) error {
+	if t.echo == nil {
+		return nil
+	}
+	if reach, err := t.sideEffects(tb, ti); err != nil || !reach {
+		return err
+	}
+	var last int64
+	if err := t.tx.QueryRow(t.ctx, fmt.Sprintf(`SELECT coalesce(max(id), 0) FROM %s`, logName(tb.ID))).Scan(&last); err != nil {
+		return fmt.Errorf("read log of %q: %w", tb.Name, err)
+	}
+	m := t.echo[tb]
+	if m == nil {
+		m = map[string]int64{}
+		t.echo[tb] = m
+	}
+	for _, k := range keys {
+		m[string(rowsync.EncodeValues(k))] = last
+	}
+	return nil
+}
+
+// sideEffects reports whether rows of tb can be written by a statement
+// on another row: a foreign key of tb has an action (ON DELETE CASCADE,
+// SET NULL, ON UPDATE CASCADE, …), or an application's trigger exists on a
+// table of the schema.
+func (t *Tx) sideEffects(tb *rowsync.Table, ti *tableInfo) (bool, error) {
+	if r, ok := t.reach[tb]; ok {
+		return r, nil
+	}
+	var r bool
+	err := t.tx.QueryRow(t.ctx, `SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'f'
+			AND (confdeltype NOT IN ('a', 'r') OR confupdtype NOT IN ('a', 'r')))
+		OR EXISTS (SELECT 1 FROM pg_trigger AS g JOIN pg_class AS c ON c.oid = g.tgrelid JOIN pg_namespace AS n ON n.oid = c.relnamespace
+			WHERE n.nspname = $2 AND NOT g.tgisinternal AND g.tgname NOT LIKE '\_rowsync\_%')`, ti.qname, t.d.schema).Scan(&r)
+	if err != nil {
+		return false, fmt.Errorf("foreign keys and triggers of %q: %w", tb.Name, err)
+	}
+	t.reach[tb] = r
+	return r, nil
 }
 
 // LogCount implements rowsync.Tx.

@@ -33,6 +33,14 @@ type Tx struct {
 	// table id, the keys with writes the fold did not see (guard.go).
 	applying bool
 	stale    map[int64]map[string]bool
+	// echo holds, between BeginApply and EndApply, for every row the
+	// engine wrote to a table that side effects can reach (sideEffects),
+	// the highest log row ID right after the engine's last write of it:
+	// its echo-marked entries up to there are echoes, later ones (a
+	// cascade from another row's delete) are not. reach caches
+	// sideEffects per table.
+	echo  map[*rowsync.Table]map[string]int64
+	reach map[*rowsync.Table]bool
 }
 
 var _ rowsync.Tx = (*Tx)(nil)
@@ -537,7 +545,14 @@ func (t *Tx) insert(tb *rowsync.Table, rows [][]rowsync.Value) error {
 		}
 		stmts = append(stmts, stmt{q.String(), args})
 	}
-	return wrap(fmt.Sprintf("insert into %q", tb.Name), t.guardedAll(stmts))
+	if err := t.guardedAll(stmts); err != nil {
+		return wrap(fmt.Sprintf("insert into %q", tb.Name), err)
+	}
+	keys := make([][]rowsync.Value, len(rows))
+	for i, r := range rows {
+		keys[i], _ = tb.SplitRow(r)
+	}
+	return t.noteEcho(tb, ti, keys...)
 }
 
 // UpdateRow implements rowsync.Tx.
@@ -566,7 +581,10 @@ func (t *Tx) UpdateRow(tb *rowsync.Table, key []rowsync.Value, cols []int, vals 
 	}
 	args = append(args, kargs...)
 	q := fmt.Sprintf(`UPDATE %s SET %s WHERE %s`, ti.qname, strings.Join(sets, ", "), ti.keyMatch(tb, "", len(cols)+1))
-	return wrap(fmt.Sprintf("update %q", tb.Name), t.guarded(q, args...))
+	if err := t.guarded(q, args...); err != nil {
+		return wrap(fmt.Sprintf("update %q", tb.Name), err)
+	}
+	return t.noteEcho(tb, ti, key)
 }
 
 // DeleteRow implements rowsync.Tx.
@@ -583,7 +601,10 @@ func (t *Tx) DeleteRow(tb *rowsync.Table, key []rowsync.Value) error {
 		return err
 	}
 	q := fmt.Sprintf(`DELETE FROM %s WHERE %s`, ti.qname, ti.keyMatch(tb, "", 1))
-	return wrap(fmt.Sprintf("delete from %q", tb.Name), t.guarded(q, args...))
+	if err := t.guarded(q, args...); err != nil {
+		return wrap(fmt.Sprintf("delete from %q", tb.Name), err)
+	}
+	return t.noteEcho(tb, ti, key)
 }
 
 // ScanRows implements rowsync.Tx.
@@ -617,6 +638,7 @@ func (t *Tx) ScanRows(tb *rowsync.Table, fn func([]rowsync.Value) error) error {
 func (t *Tx) BeginApply() error {
 	_, err := t.tx.Exec(t.ctx, `SELECT set_config('rowsync.applying', 'on', true)`)
 	t.applying = err == nil
+	t.echo, t.reach = map[*rowsync.Table]map[string]int64{}, map[*rowsync.Table]bool{}
 	return err
 }
 
@@ -626,7 +648,8 @@ func (t *Tx) BeginApply() error {
 // the engine's writes) stay as local writes. Only entries above what this
 // transaction's fold read are considered: they are this transaction's own.
 func (t *Tx) EndApply(applied map[*rowsync.Table][][]rowsync.Value) error {
-	t.applying, t.stale = false, nil
+	bounds := t.echo
+	t.applying, t.stale, t.echo, t.reach = false, nil, nil, nil
 	if _, err := t.tx.Exec(t.ctx, `SELECT set_config('rowsync.applying', 'off', true)`); err != nil {
 		return err
 	}
@@ -634,7 +657,7 @@ func (t *Tx) EndApply(applied map[*rowsync.Table][][]rowsync.Value) error {
 		if len(keys) == 0 {
 			continue
 		}
-		if err := t.dropEcho(tb, keys); err != nil {
+		if err := t.dropEcho(tb, keys, bounds[tb]); err != nil {
 			return err
 		}
 	}

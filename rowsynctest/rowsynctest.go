@@ -890,9 +890,17 @@ func testApplySideEffects(t *testing.T, s *suite) {
 	if got := b.logCount(t, "items"); got != 0 {
 		t.Errorf("b: %d captured writes of items the engine applied", got)
 	}
-	if got, want := b.logCount(t, "audit"), int64(2); got != want {
-		t.Errorf("b: captured writes of audit rows made by a trigger during apply: got %d, want %d", got, want)
-	}
+	// They are stamped by the batch that set them off (the engine folds
+	// the side effects before it commits): bookkeeping, not log entries.
+	audit := b.table(t, "audit")
+	b.view(t, func(tx rowsync.Tx) {
+		if n, err := tx.LogCount(audit); err != nil || n != 0 {
+			t.Errorf("b: %d captured writes of audit rows left in the log after the batch (%v)", n, err)
+		}
+		if n, err := tx.CountChanges(audit, 0); err != nil || n != 2 {
+			t.Errorf("b: audit rows made by a trigger during apply with bookkeeping: got %d, want 2 (%v)", n, err)
+		}
+	})
 	b.sync(t, a)
 	sameRows(t, a, b, "items", "audit")
 	if got := len(a.rows(t, "audit")); got != 2 {

@@ -37,6 +37,11 @@ type Tx struct {
 	// kept and EndApply empties its log.
 	quiet       map[*rowsync.Table]bool
 	appTriggers bool
+	// applied is set by BeginApply: the fold before it emptied the logs
+	// and no other connection writes while this transaction does, so
+	// every entry read from then on is this transaction's own, written
+	// while it applied (LogEntry.Applied).
+	applied bool
 	// fresh holds, per table, keys GetShadows found no bookkeeping for:
 	// PutShadows writes those with a multi-row statement.
 	fresh map[*rowsync.Table]map[string]bool
@@ -348,7 +353,7 @@ func (t *Tx) ReadLog(tb *rowsync.Table, after int64, limit int) ([]rowsync.LogEn
 	defer rows.Close()
 	var out []rowsync.LogEntry
 	for rows.Next() {
-		e := rowsync.LogEntry{Row: make([]rowsync.Value, len(tb.Columns)), Mask: make([]uint64, nw)}
+		e := rowsync.LogEntry{Row: make([]rowsync.Value, len(tb.Columns)), Mask: make([]uint64, nw), Applied: t.applied}
 		extra := []any{&e.ID, &e.Op, &e.Wall}
 		ms := make([]int64, nw)
 		for i := range ms {
@@ -618,6 +623,7 @@ func (t *Tx) ScanRows(tb *rowsync.Table, fn func([]rowsync.Value) error) error {
 // capture triggers could read cheaply, so they fire for applied rows too;
 // EndApply removes what they logged for the rows the engine wrote.
 func (t *Tx) BeginApply() error {
+	t.applied = true
 	t.echo = map[*rowsync.Table]map[string]int64{}
 	t.quiet = map[*rowsync.Table]bool{}
 	var n int64

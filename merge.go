@@ -34,13 +34,13 @@ func merge(t *Table, local, in *Row) mergeResult {
 		cs = append(cs, c)
 	}
 	localAlive, inAlive := local.Alive(), in.Alive()
-	// seen reports whether the writer of a delete had seen cell c: the
-	// deleting node's own cell for that column (d) holds c's version or
-	// overwrote it, or holds the same value. TombPrev alone is not enough:
-	// a concurrent write can be older by its clock than a write the
-	// deleter had seen, and yet unseen by it.
-	seen := func(c, d Cell, tombPrev Version) bool {
-		return !c.V.After(tombPrev) && (c.V == d.V || c.V == d.Prev || c.Value.Equal(d.Value))
+	// seen reports whether the writer of a delete (tomb) had seen cell c:
+	// the deleting node wrote c itself, or its own cell for that column (d)
+	// holds c's version or overwrote it, or holds the same value. TombPrev
+	// alone is not enough: a concurrent write can be older by its clock
+	// than a write the deleter had seen, and yet unseen by it.
+	seen := func(c, d Cell, tomb, tombPrev Version) bool {
+		return !c.V.After(tombPrev) && (c.V.Node == tomb.Node || c.V == d.V || c.V == d.Prev || c.Value.Equal(d.Value))
 	}
 
 	out.Live = maxVersion(local.Live, in.Live)
@@ -75,14 +75,14 @@ func merge(t *Table, local, in *Row) mergeResult {
 		// An incoming delete removed the row: local edits its writer had
 		// not seen are lost with it.
 		for i, l := range local.Cells {
-			if !l.V.IsZero() && !seen(l, in.Cells[i], in.TombPrev) && !l.V.After(in.Tomb) {
+			if !l.V.IsZero() && !seen(l, in.Cells[i], in.Tomb, in.TombPrev) && !l.V.After(in.Tomb) {
 				conflict(ConflictDeleteWins, i, Cell{V: in.Tomb}, l, "row deleted by a concurrent delete")
 			}
 		}
 	case !localAlive && inAlive && !outAlive:
 		// An incoming update lost to a local delete that had not seen it.
 		for i, r := range in.Cells {
-			if !r.V.IsZero() && !seen(r, local.Cells[i], local.TombPrev) && !r.V.After(local.Tomb) {
+			if !r.V.IsZero() && !seen(r, local.Cells[i], local.Tomb, local.TombPrev) && !r.V.After(local.Tomb) {
 				conflict(ConflictDeleteWins, i, Cell{V: local.Tomb}, r, "update arrived after a concurrent delete")
 			}
 		}

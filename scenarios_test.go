@@ -725,3 +725,33 @@ func TestUniqueColumnWithConflictClause(t *testing.T) {
 		})
 	}
 }
+
+// A node that edits a row and then deletes it, between two syncs, loses
+// nothing of anyone's: its peers must not log its own earlier value (which
+// they had from it) as lost to the delete. A value another node wrote
+// that the deleter never saw still is.
+func TestEditThenDeleteOfOwnRow(t *testing.T) {
+	s := newSites(t, 3, mergeSchema)
+	a, b, c := s[0], s[1], s[2]
+	pairs := [][2]*site{{a, b}, {b, c}}
+	a.exec(t, `INSERT INTO item VALUES (1, 'a0', 'b0', NULL), (2, 'x0', 'y0', NULL)`)
+	quiet(t, pairs...)
+	laterMilli(t)
+	a.exec(t, `UPDATE item SET a = 'a1' WHERE id = 1; UPDATE item SET a = 'x1' WHERE id = 2`)
+	laterMilli(t)
+	c.exec(t, `UPDATE item SET b = 'y-c' WHERE id = 2`)
+	laterMilli(t)
+	a.exec(t, `DELETE FROM item`)
+	quiet(t, pairs...)
+	convergedExceptHeld(t, a, b, c)
+	var got []string
+	for _, x := range s {
+		for _, cf := range x.conflicts(t) {
+			got = append(got, x.name+": "+cf.String()+" loser "+cf.Loser.String())
+		}
+	}
+	want := []string{`c: delete-wins item key 2 column b loser "y-c"`}
+	if !slices.Equal(got, want) {
+		t.Errorf("conflicts:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

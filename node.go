@@ -299,7 +299,17 @@ type removedFunc func(t *Table, before *Row, dead []Value, tomb Version) error
 // nil, is told of the rows they deleted).
 func (n *Node) fold(tx Tx, st *State, clock *Clock, d nodeDict, removed removedFunc) (int, error) {
 	total := 0
+	// Each table's writes are stamped in their capture order by a clock
+	// that starts where the node's was before the fold: after every version
+	// the node had seen, and from then on at the time of each write. One
+	// clock through all tables would stamp a table's writes after the last
+	// write of the tables folded before it, however much earlier they were
+	// made: an edit could then beat a delete made after it on another node
+	// (TestFoldStampsWritesAtTheirTime). A row's writes are all in one
+	// table, so they stay ordered.
+	base := *clock
 	for _, t := range n.tables {
+		tc := base
 		var after int64
 		for {
 			entries, err := tx.ReadLog(t, after, foldChunk)
@@ -309,12 +319,13 @@ func (n *Node) fold(tx Tx, st *State, clock *Clock, d nodeDict, removed removedF
 			if len(entries) == 0 {
 				break
 			}
-			if err := n.foldChunk(tx, t, entries, st, clock, d, removed); err != nil {
+			if err := n.foldChunk(tx, t, entries, st, &tc, d, removed); err != nil {
 				return total, err
 			}
 			total += len(entries)
 			after = entries[len(entries)-1].ID
 		}
+		clock.Observe(tc.Last)
 		if after > 0 {
 			if err := tx.DeleteLog(t, after, nil); err != nil {
 				return total, err

@@ -755,3 +755,29 @@ func TestEditThenDeleteOfOwnRow(t *testing.T) {
 		t.Errorf("conflicts:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// A write is stamped with the time it was made, whatever else the fold
+// stamps with it: here a's edit of item 1 comes before b's delete of it,
+// and a writes other tables after the delete, before it syncs. Stamped
+// with one clock through all tables, the edit took the time of the later
+// writes of a table folded before item's, won over the delete and brought
+// the row back everywhere.
+func TestFoldStampsWritesAtTheirTime(t *testing.T) {
+	s := newSites(t, 2, mergeSchema)
+	a, b := s[0], s[1]
+	a.exec(t, `INSERT INTO item VALUES (1, 'one', 'x', NULL); INSERT INTO parent VALUES (1, 'p'); INSERT INTO child VALUES (1, 1, 'c')`)
+	quiet(t, [2]*site{a, b})
+	a.exec(t, `UPDATE item SET b = 'edited' WHERE id = 1`)
+	laterMilli(t)
+	b.exec(t, `DELETE FROM item WHERE id = 1`)
+	laterMilli(t)
+	a.exec(t, `UPDATE parent SET name = 'later' WHERE id = 1; UPDATE child SET note = 'later' WHERE id = 1; INSERT INTO item VALUES (2, 'two', 'later', NULL)`)
+	quiet(t, [2]*site{a, b})
+	convergedExceptHeld(t, a, b)
+	if got := a.row(t, "item", 1); got != "" {
+		t.Errorf("item 1 = %s, want it deleted: the delete was made after the edit\n%s", got, dumpConflicts(t, a, b))
+	}
+	if !loggedLoser(t, "item", "edited", a, b) {
+		t.Errorf("the edit the delete overrode is in no conflict log\n%s", dumpConflicts(t, a, b))
+	}
+}

@@ -2,6 +2,7 @@ package rowsync
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -37,6 +38,10 @@ type Table struct {
 	Columns []Column // in registered order
 	Key     []int    // indexes into Columns of the primary key, in key order
 	Parents []string // tables this one references by foreign key
+	// ForeignKeys are the table's foreign keys to tables of the same
+	// database (schema), as the adapter introspected them. They are
+	// exported in Schema for clone; schemas are never compared by them.
+	ForeignKeys []ForeignKey
 	// Cols are the indexes of the non-key columns, in column order; Row.Cells
 	// follow this order.
 	Cols []int
@@ -123,16 +128,78 @@ func (t *Table) JoinRow(key, vals []Value) []Value {
 	return full
 }
 
-// TableSchema is the part of a table peers compare before a sync.
+// ForeignKey is a foreign key of a table: its columns reference the
+// columns of a parent table.
+type ForeignKey struct {
+	Columns       []string `json:"columns"`        // in the child table, in key order
+	Parent        string   `json:"parent"`         // the parent table
+	ParentColumns []string `json:"parent_columns"` // in the parent table, matching Columns
+	OnDelete      string   `json:"on_delete"`      // one of the FKAction values
+	OnUpdate      string   `json:"on_update"`      // one of the FKAction values
+}
+
+// The referential actions of a ForeignKey, as SQL spells them.
+const (
+	FKNoAction   = "NO ACTION"
+	FKRestrict   = "RESTRICT"
+	FKCascade    = "CASCADE"
+	FKSetNull    = "SET NULL"
+	FKSetDefault = "SET DEFAULT"
+)
+
+// FKAction normalizes a referential action as an engine's catalog spells
+// it ("cascade", "SET NULL", "" for none) to one of the FK constants, and
+// reports false for anything else.
+func FKAction(s string) (string, bool) {
+	switch a := strings.Join(strings.Fields(strings.ToUpper(s)), " "); a {
+	case "", FKNoAction:
+		return FKNoAction, true
+	case FKRestrict, FKCascade, FKSetNull, FKSetDefault:
+		return a, true
+	}
+	return "", false
+}
+
+// ParentTables returns the distinct parent tables of fks, sorted: what
+// Table.Parents holds.
+func ParentTables(fks []ForeignKey) []string {
+	var ps []string
+	for _, fk := range fks {
+		if !slices.Contains(ps, fk.Parent) {
+			ps = append(ps, fk.Parent)
+		}
+	}
+	sort.Strings(ps)
+	return ps
+}
+
+// TableSchema is the part of a table peers compare before a sync, plus
+// its foreign keys (for clone; CompareSchemas ignores them).
 type TableSchema struct {
 	Name    string   `json:"name"`
 	Columns []Column `json:"columns"`
 	Key     []string `json:"key"`
+	// ForeignKeys is sent only in a schema response (GET /v1/schema),
+	// never in hello, whose strict decoding on older servers would refuse
+	// the field (see WithoutForeignKeys).
+	ForeignKeys []ForeignKey `json:"foreign_keys,omitempty"`
 }
 
-// Schema returns the comparable schema of t.
+// Schema returns the schema of t, foreign keys included.
 func (t *Table) Schema() TableSchema {
-	return TableSchema{Name: t.Name, Columns: t.Columns, Key: t.KeyNames()}
+	return TableSchema{Name: t.Name, Columns: t.Columns, Key: t.KeyNames(), ForeignKeys: t.ForeignKeys}
+}
+
+// WithoutForeignKeys returns a copy of ts without foreign keys: the
+// schemas a hello carries, which are the same bytes as before foreign
+// keys were introspected.
+func WithoutForeignKeys(ts []TableSchema) []TableSchema {
+	out := make([]TableSchema, len(ts))
+	for i, t := range ts {
+		t.ForeignKeys = nil
+		out[i] = t
+	}
+	return out
 }
 
 // SchemaError reports a difference between two nodes' tracked tables.

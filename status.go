@@ -114,7 +114,7 @@ type TableDiff struct {
 // Verify compares this node's tracked rows with a peer's and returns the
 // tables that differ (none if identical).
 func (n *Node) Verify(ctx context.Context, p Peer) ([]TableDiff, error) {
-	hello, err := p.Hello(ctx, &HelloRequest{Protocol: ProtocolVersion, Node: n.Info(), Tables: n.Schema(), Verify: true})
+	hello, err := p.Hello(ctx, &HelloRequest{Protocol: ProtocolVersion, Node: n.Info(), Tables: WithoutForeignKeys(n.Schema()), Verify: true})
 	if err != nil {
 		return nil, err
 	}

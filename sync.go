@@ -98,7 +98,7 @@ func (n *Node) Hello(ctx context.Context, req *HelloRequest) (*HelloResponse, er
 			return nil, err
 		}
 	}
-	return &HelloResponse{Protocol: ProtocolVersion, Node: n.Info(), Tables: n.Schema(), Cursors: cs}, nil
+	return &HelloResponse{Protocol: ProtocolVersion, Node: n.Info(), Tables: WithoutForeignKeys(n.Schema()), Cursors: cs}, nil
 }
 
 // Push implements Peer for a local node.
@@ -127,8 +127,23 @@ type SendResult struct {
 // deleted rows children first, in batches that end with a checkpoint.
 // Rows whose state came unchanged from to are left out.
 func (n *Node) Send(ctx context.Context, w io.Writer, to NodeInfo, cursors []Cursor) (*SendResult, error) {
+	return n.sendWith(ctx, w, to, cursors, sendOptions{})
+}
+
+// sendOptions are the variations of send for a transport other than a
+// sync session (bundles, bundle.go).
+type sendOptions struct {
+	// minHLC, if not zero, leaves out rows whose newest version (or
+	// delete) is older: export --since TIME.
+	minHLC int64
+	// begin, if set, is called with the stream's up_to in the snapshot,
+	// before the first byte of the stream is written.
+	begin func(upTo int64) error
+}
+
+func (n *Node) sendWith(ctx context.Context, w io.Writer, to NodeInfo, cursors []Cursor, opt sendOptions) (*SendResult, error) {
 	enc := NewEncoder(w)
-	res, err := n.send(ctx, enc, to, cursors)
+	res, err := n.send(ctx, enc, to, cursors, opt)
 	if err != nil {
 		// Tell the receiver, if the link still works.
 		if enc.Error(err.Error()) == nil {
@@ -136,13 +151,16 @@ func (n *Node) Send(ctx context.Context, w io.Writer, to NodeInfo, cursors []Cur
 		}
 		return nil, err
 	}
+	if to.ID == "" {
+		return res, nil // a bundle for no node in particular
+	}
 	if err := n.notePeer(ctx, to, func(p *PeerRecord) { p.RowsOut += res.Rows }); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
-func (n *Node) send(ctx context.Context, enc *Encoder, to NodeInfo, cursors []Cursor) (*SendResult, error) {
+func (n *Node) send(ctx context.Context, enc *Encoder, to NodeInfo, cursors []Cursor, opt sendOptions) (*SendResult, error) {
 	if err := n.Fold(ctx); err != nil {
 		return nil, fmt.Errorf("fold local writes: %w", err)
 	}
@@ -212,6 +230,11 @@ func (n *Node) send(ctx context.Context, enc *Encoder, to NodeInfo, cursors []Cu
 			after = es[len(es)-1].ID
 		}
 	}
+	if opt.begin != nil {
+		if err := opt.begin(upTo); err != nil {
+			return nil, err
+		}
+	}
 	if err := enc.Begin(BeginFrame{Protocol: ProtocolVersion, NodeID: n.id, Name: n.name, UpTo: upTo}); err != nil {
 		return nil, err
 	}
@@ -271,6 +294,9 @@ func (n *Node) send(ctx context.Context, enc *Encoder, to NodeInfo, cursors []Cu
 				r, err := loadRow(tx, sg.t, &c.Shadow, full, d)
 				if err != nil {
 					return nil, err
+				}
+				if opt.minHLC != 0 && maxVersion(r.Newest(), r.Tomb).HLC < opt.minHLC {
+					continue
 				}
 				if !header {
 					if err := enc.Table(sg.t, sg.kind); err != nil {
@@ -354,6 +380,25 @@ type batch struct {
 	pending  []*Row
 	pendKeys map[string]bool
 	shadows  []*Shadow
+	// recv is set when the stream is a bundle (see recvOptions).
+	recv *recvOptions
+}
+
+// recvOptions are the variations of receive for a stream that does not
+// answer this node's own cursors: a bundle (bundle.go), which may start
+// above them, leave rows out, or be imported twice.
+type recvOptions struct {
+	// have are this node's cursors for the sender (keys with Seq zero)
+	// when the stream started. Rows at or below them are already here and
+	// are skipped, and a checkpoint's cursor is stored only above them.
+	have map[Cursor]int64
+	// store are the tables and kinds whose cursors a checkpoint may
+	// advance: those where the stream starts at or below have and leaves
+	// no row out.
+	store map[Cursor]bool
+	// skipped counts the rows skipped; applied the rows of committed
+	// batches (skipped or not).
+	skipped, applied int64
 }
 
 type failedRow struct {
@@ -716,6 +761,9 @@ func (b *batch) finish(cursors []Cursor) error {
 		if _, ok := b.n.byName[c.Table]; !ok {
 			return fmt.Errorf("%w: checkpoint names table %q, which is not tracked here", ErrUnknownTable, c.Table)
 		}
+		if k := (Cursor{Table: c.Table, Kind: c.Kind}); b.recv != nil && (!b.recv.store[k] || c.Seq <= b.recv.have[k]) {
+			continue
+		}
 		if err := b.tx.SetCursor(b.from, c); err != nil {
 			return err
 		}
@@ -774,7 +822,7 @@ func (b *batch) hold(f failedRow) error {
 // resumes from there. Changes held by a constraint are retried at the end.
 func (n *Node) Receive(ctx context.Context, r io.Reader, from NodeInfo) (*ReceiveResult, error) {
 	res := &ReceiveResult{}
-	err := n.receive(ctx, NewDecoder(r), from, res)
+	err := n.receive(ctx, NewDecoder(r), from, res, nil)
 	if err != nil {
 		return res, err
 	}
@@ -853,7 +901,7 @@ func (l *localLayout) row(r *Row) *Row {
 	return out
 }
 
-func (n *Node) receive(ctx context.Context, dec *Decoder, from NodeInfo, res *ReceiveResult) (err error) {
+func (n *Node) receive(ctx context.Context, dec *Decoder, from NodeInfo, res *ReceiveResult, opt *recvOptions) (err error) {
 	f, err := dec.Next()
 	if err != nil {
 		return fmt.Errorf("read change stream: %w", err)
@@ -875,6 +923,7 @@ func (n *Node) receive(ctx context.Context, dec *Decoder, from NodeInfo, res *Re
 		}
 	}()
 	var lay *localLayout
+	var kind ChangeKind
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -893,6 +942,7 @@ func (n *Node) receive(ctx context.Context, dec *Decoder, from NodeInfo, res *Re
 			if lay, err = n.layout(f.Table); err != nil {
 				return err
 			}
+			kind = f.Table.Kind
 		case FrameRow:
 			if lay == nil {
 				return fmt.Errorf("%w: row before table header", ErrMalformed)
@@ -904,10 +954,15 @@ func (n *Node) receive(ctx context.Context, dec *Decoder, from NodeInfo, res *Re
 				if b, err = n.beginBatch(ctx, from.ID, res); err != nil {
 					return err
 				}
+				b.recv = opt
 			}
 			res.Rows++
 			if b.rows++; b.rows > MaxBatchRows {
 				return fmt.Errorf("%w: more than %d rows without a checkpoint", ErrMalformed, MaxBatchRows)
+			}
+			if opt != nil && f.Seq <= opt.have[Cursor{Table: lay.t.Name, Kind: kind}] {
+				opt.skipped++ // already here: received up to there before
+				continue
 			}
 			if err := b.add(lay.t, lay.row(f.Row)); err != nil {
 				return err
@@ -917,11 +972,15 @@ func (n *Node) receive(ctx context.Context, dec *Decoder, from NodeInfo, res *Re
 				if b, err = n.beginBatch(ctx, from.ID, res); err != nil {
 					return err
 				}
+				b.recv = opt
 			}
 			err := b.finish(f.Cursors)
 			b = nil
 			if err != nil {
 				return err
+			}
+			if opt != nil {
+				opt.applied = res.Rows
 			}
 		case FrameEnd:
 			if b != nil {
@@ -1100,7 +1159,7 @@ func (n *Node) sync(ctx context.Context, p Peer, opt SyncOptions) (*SyncResult, 
 	if opt.PushOnly && opt.PullOnly {
 		return nil, errors.New("sync: --push-only and --pull-only exclude each other")
 	}
-	hello, err := p.Hello(ctx, &HelloRequest{Protocol: ProtocolVersion, Node: n.Info(), Tables: n.Schema()})
+	hello, err := p.Hello(ctx, &HelloRequest{Protocol: ProtocolVersion, Node: n.Info(), Tables: WithoutForeignKeys(n.Schema())})
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -101,6 +102,39 @@ func (c *Client) Hello(ctx context.Context, req *rowsync.HelloRequest) (*rowsync
 		return nil, fmt.Errorf("%w: server speaks protocol %d, this node %d", rowsync.ErrProtocol, resp.Protocol, rowsync.ProtocolVersion)
 	}
 	return &resp, nil
+}
+
+var _ rowsync.SchemaPeer = (*Client)(nil)
+
+// PeerSchema implements rowsync.SchemaPeer: GET /v1/schema. A rowsync
+// server from before that endpoint answers 404 not_found, reported as
+// rowsync.ErrPeerTooOld.
+func (c *Client) PeerSchema(ctx context.Context) (*rowsync.SchemaResponse, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL+"/v1/schema", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set(HeaderProtocol, fmt.Sprint(rowsync.ProtocolVersion))
+	if c.node.ID != "" {
+		req.Header.Set(HeaderNode, c.node.ID)
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		var re *RemoteError
+		if errors.As(err, &re) && re.Status == http.StatusNotFound && re.Code == "not_found" {
+			return nil, fmt.Errorf("%w (%s has no /v1/schema: upgrade it)", rowsync.ErrPeerTooOld, c.URL)
+		}
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out rowsync.SchemaResponse
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&out); err != nil {
+		return nil, fmt.Errorf("%w: bad response from %s/v1/schema: %v", rowsync.ErrProtocol, c.URL, err)
+	}
+	if out.Protocol != rowsync.ProtocolVersion {
+		return nil, fmt.Errorf("%w: server speaks protocol %d, this node %d", rowsync.ErrProtocol, out.Protocol, rowsync.ProtocolVersion)
+	}
+	return &out, nil
 }
 
 // Digest implements rowsync.Peer.

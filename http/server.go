@@ -107,11 +107,16 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/pull", s.handlePull)
 	mux.HandleFunc("POST /v1/push", s.handlePush)
 	mux.HandleFunc("POST /v1/digest", s.handleDigest)
+	mux.HandleFunc("GET /v1/schema", s.handleSchema)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/v1/hello", "/v1/pull", "/v1/push", "/v1/digest":
 			w.Header().Set("Allow", http.MethodPost)
 			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s takes POST, not %s", r.URL.Path, r.Method))
+			return
+		case "/v1/schema":
+			w.Header().Set("Allow", http.MethodGet+", "+http.MethodHead)
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s takes GET, not %s", r.URL.Path, r.Method))
 			return
 		}
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
@@ -168,8 +173,7 @@ func isDecompressError(err error) bool {
 // caller checks the headers every request carries and returns the calling
 // node's id.
 func (s *Server) caller(w http.ResponseWriter, r *http.Request) (string, bool) {
-	if p := r.Header.Get(HeaderProtocol); p != fmt.Sprint(rowsync.ProtocolVersion) {
-		writeError(w, http.StatusBadRequest, "protocol", fmt.Sprintf("missing or unsupported %s header %q (this server speaks %d)", HeaderProtocol, p, rowsync.ProtocolVersion))
+	if !protocolOK(w, r) {
 		return "", false
 	}
 	id := r.Header.Get(HeaderNode)
@@ -178,6 +182,15 @@ func (s *Server) caller(w http.ResponseWriter, r *http.Request) (string, bool) {
 		return "", false
 	}
 	return id, true
+}
+
+// protocolOK checks the protocol header.
+func protocolOK(w http.ResponseWriter, r *http.Request) bool {
+	if p := r.Header.Get(HeaderProtocol); p != fmt.Sprint(rowsync.ProtocolVersion) {
+		writeError(w, http.StatusBadRequest, "protocol", fmt.Sprintf("missing or unsupported %s header %q (this server speaks %d)", HeaderProtocol, p, rowsync.ProtocolVersion))
+		return false
+	}
+	return true
 }
 
 func validNodeID(id string) bool {
@@ -241,6 +254,25 @@ func (s *Server) handleHello(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp, err := s.Node.Hello(r.Context(), &req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, resp)
+}
+
+// handleSchema answers GET /v1/schema: the node's tracked tables with
+// their foreign keys, for a node being cloned (which has no id yet, so
+// Rowsync-Node is optional here). Read only: nothing is recorded.
+func (s *Server) handleSchema(w http.ResponseWriter, r *http.Request) {
+	if !protocolOK(w, r) {
+		return
+	}
+	if id := r.Header.Get(HeaderNode); id != "" && !validNodeID(id) {
+		writeError(w, http.StatusBadRequest, "protocol", fmt.Sprintf("invalid %s header", HeaderNode))
+		return
+	}
+	resp, err := s.Node.PeerSchema(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return

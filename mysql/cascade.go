@@ -27,12 +27,28 @@ type foreignKey struct {
 }
 
 func foreignKeys(ctx context.Context, q querier) ([]foreignKey, error) {
+	return queryForeignKeys(ctx, q, "")
+}
+
+// foreignKeysOf returns the foreign keys of one table (to tables of the
+// same database).
+func foreignKeysOf(ctx context.Context, q querier, table string) ([]foreignKey, error) {
+	return queryForeignKeys(ctx, q, table)
+}
+
+func queryForeignKeys(ctx context.Context, q querier, table string) ([]foreignKey, error) {
+	where, args := "", []any(nil)
+	if table != "" {
+		// The binary comparison makes the match exact where the catalog
+		// compares case-insensitively.
+		where, args = ` AND rc.TABLE_NAME = ? AND CAST(rc.TABLE_NAME AS BINARY) = CAST(? AS BINARY)`, []any{table, table}
+	}
 	rows, err := q.QueryContext(ctx, `SELECT rc.CONSTRAINT_NAME, rc.TABLE_NAME, rc.REFERENCED_TABLE_NAME, rc.DELETE_RULE, rc.UPDATE_RULE,
 		k.COLUMN_NAME, k.REFERENCED_COLUMN_NAME
 		FROM information_schema.REFERENTIAL_CONSTRAINTS AS rc JOIN information_schema.KEY_COLUMN_USAGE AS k
 		ON k.CONSTRAINT_SCHEMA = rc.CONSTRAINT_SCHEMA AND k.CONSTRAINT_NAME = rc.CONSTRAINT_NAME AND k.TABLE_NAME = rc.TABLE_NAME
-		WHERE rc.CONSTRAINT_SCHEMA = DATABASE() AND k.REFERENCED_TABLE_SCHEMA = DATABASE()
-		ORDER BY rc.TABLE_NAME, rc.CONSTRAINT_NAME, k.ORDINAL_POSITION`)
+		WHERE rc.CONSTRAINT_SCHEMA = DATABASE() AND k.REFERENCED_TABLE_SCHEMA = DATABASE()`+where+`
+		ORDER BY rc.TABLE_NAME, rc.CONSTRAINT_NAME, k.ORDINAL_POSITION`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("inspect foreign keys: %w", err)
 	}

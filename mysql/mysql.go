@@ -140,6 +140,9 @@ func redact(addr string) string {
 // Address implements rowsync.Database. It never shows the password.
 func (d *DB) Address() string { return d.addr }
 
+// Engine implements rowsync.EngineNamer.
+func (d *DB) Engine() string { return "mysql" }
+
 // SQL returns the underlying *sql.DB (for applications and tests). Its
 // connections have rowsync's session settings (strict sql_mode, UTC).
 func (d *DB) SQL() *sql.DB { return d.db }
@@ -255,8 +258,8 @@ type liveColumn struct {
 var jsonCheck = regexp.MustCompile("(?i)^\\s*json_valid\\s*\\(\\s*`((?:[^`]|``)+)`\\s*\\)\\s*$")
 
 // introspect reads a table's columns (without generated columns, which
-// nobody writes), its primary key and its foreign-key parents.
-func (d *DB) introspect(ctx context.Context, q querier, name string) (cols []liveColumn, key []string, parents []string, err error) {
+// nobody writes), its primary key and its foreign keys.
+func (d *DB) introspect(ctx context.Context, q querier, name string) (cols []liveColumn, key []string, fks []rowsync.ForeignKey, err error) {
 	// TABLE_NAME = ? lets the server open only that table; the binary
 	// comparison makes the match exact where the catalog compares
 	// case-insensitively.
@@ -333,24 +336,17 @@ func (d *DB) introspect(ctx context.Context, q querier, name string) (cols []liv
 	if err := rows.Err(); err != nil {
 		return nil, nil, nil, err
 	}
-	rows, err = q.QueryContext(ctx, `SELECT DISTINCT REFERENCED_TABLE_NAME FROM information_schema.KEY_COLUMN_USAGE
-		WHERE `+match+` AND REFERENCED_TABLE_SCHEMA = DATABASE() AND REFERENCED_TABLE_NAME IS NOT NULL`, name, name)
+	all, err := foreignKeysOf(ctx, q, name)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("inspect foreign keys of %q: %w", name, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var p string
-		if err := rows.Scan(&p); err != nil {
-			return nil, nil, nil, err
-		}
-		parents = append(parents, p)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, nil, nil, err
 	}
+	for _, f := range all {
+		del, _ := rowsync.FKAction(f.onDelete)
+		upd, _ := rowsync.FKAction(f.onUpdate)
+		fks = append(fks, rowsync.ForeignKey{Columns: f.childCols, Parent: f.parent, ParentColumns: f.parentCols, OnDelete: del, OnUpdate: upd})
+	}
 	d.noteCharsets(name, cols)
-	return cols, key, parents, nil
+	return cols, key, fks, nil
 }
 
 type colMeta struct{ charset, collate string }
@@ -412,7 +408,7 @@ func (d *DB) Tables(ctx context.Context) ([]*rowsync.Table, error) {
 	}
 	var out []*rowsync.Table
 	for _, r := range reg {
-		live, key, parents, err := d.introspect(ctx, d.db, r.name)
+		live, key, fks, err := d.introspect(ctx, d.db, r.name)
 		if err != nil {
 			return nil, err
 		}
@@ -433,10 +429,11 @@ func (d *DB) Tables(ctx context.Context) ([]*rowsync.Table, error) {
 		for i, c := range r.cols {
 			cols[i] = rowsync.Column{Name: c.Name, Type: types[c.Name], Class: c.Class}
 		}
-		t, err := rowsync.NewTable(r.id, r.name, cols, r.key, parents)
+		t, err := rowsync.NewTable(r.id, r.name, cols, r.key, rowsync.ParentTables(fks))
 		if err != nil {
 			return nil, err
 		}
+		t.ForeignKeys = fks
 		out = append(out, t)
 	}
 	return out, nil

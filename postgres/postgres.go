@@ -142,6 +142,9 @@ func redact(addr string) string {
 // Address implements rowsync.Database: the address without password.
 func (d *DB) Address() string { return d.addr }
 
+// Engine implements rowsync.EngineNamer.
+func (d *DB) Engine() string { return "postgres" }
+
 // Schema returns the schema the node lives in.
 func (d *DB) Schema() string { return d.schema }
 
@@ -239,9 +242,9 @@ type liveColumn struct {
 	info colInfo
 }
 
-// introspect reads a table's columns, primary key and foreign-key parents
+// introspect reads a table's columns, primary key and foreign keys
 // (in this schema). It returns no columns if the table does not exist.
-func (d *DB) introspect(ctx context.Context, q querier, name string) ([]liveColumn, []string, []string, error) {
+func (d *DB) introspect(ctx context.Context, q querier, name string) ([]liveColumn, []string, []rowsync.ForeignKey, error) {
 	var oid uint32
 	err := q.QueryRow(ctx, `SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, d.schema, name).Scan(&oid)
@@ -293,17 +296,50 @@ func (d *DB) introspect(ctx context.Context, q querier, name string) ([]liveColu
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("inspect primary key of %q: %w", name, err)
 	}
-	rows, err = q.Query(ctx, `SELECT DISTINCT p.relname FROM pg_constraint c JOIN pg_class p ON p.oid = c.confrelid
+	// Foreign keys to tables of the same schema, in name order (the
+	// order PostgreSQL checks them in).
+	rows, err = q.Query(ctx, `SELECT p.relname::text, c.confdeltype::text, c.confupdtype::text,
+			array(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord)
+				JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum ORDER BY k.ord),
+			array(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY AS k(attnum, ord)
+				JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum ORDER BY k.ord)
+		FROM pg_constraint c JOIN pg_class p ON p.oid = c.confrelid
 		WHERE c.conrelid = $1 AND c.contype = 'f' AND p.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = $1)
-		ORDER BY 1`, oid)
+		ORDER BY c.conname`, oid)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("inspect foreign keys of %q: %w", name, err)
 	}
-	parents, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
+	var fks []rowsync.ForeignKey
+	for rows.Next() {
+		var fk rowsync.ForeignKey
+		var del, upd string
+		if err := rows.Scan(&fk.Parent, &del, &upd, &fk.Columns, &fk.ParentColumns); err != nil {
+			rows.Close()
+			return nil, nil, nil, fmt.Errorf("inspect foreign keys of %q: %w", name, err)
+		}
+		fk.OnDelete, fk.OnUpdate = pgAction(del), pgAction(upd)
+		fks = append(fks, fk)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
 		return nil, nil, nil, fmt.Errorf("inspect foreign keys of %q: %w", name, err)
 	}
-	return cols, key, parents, nil
+	return cols, key, fks, nil
+}
+
+// pgAction spells a pg_constraint action code.
+func pgAction(code string) string {
+	switch code {
+	case "r":
+		return rowsync.FKRestrict
+	case "c":
+		return rowsync.FKCascade
+	case "n":
+		return rowsync.FKSetNull
+	case "d":
+		return rowsync.FKSetDefault
+	}
+	return rowsync.FKNoAction
 }
 
 type registered struct {
@@ -368,7 +404,7 @@ func (d *DB) Tables(ctx context.Context) ([]*rowsync.Table, error) {
 	}
 	var out []*rowsync.Table
 	for _, r := range reg {
-		live, key, parents, err := d.introspect(ctx, d.pool, r.name)
+		live, key, fks, err := d.introspect(ctx, d.pool, r.name)
 		if err != nil {
 			return nil, err
 		}
@@ -378,10 +414,11 @@ func (d *DB) Tables(ctx context.Context) ([]*rowsync.Table, error) {
 		if err := sameColumns(r, live, key); err != nil {
 			return nil, err
 		}
-		t, err := rowsync.NewTable(r.id, r.name, r.cols, r.key, parents)
+		t, err := rowsync.NewTable(r.id, r.name, r.cols, r.key, rowsync.ParentTables(fks))
 		if err != nil {
 			return nil, err
 		}
+		t.ForeignKeys = fks
 		if _, err := d.rememberFrom(ctx, d.pool, t, live); err != nil {
 			return nil, err
 		}

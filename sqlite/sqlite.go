@@ -61,6 +61,12 @@ func escapePath(p string) string {
 // Address implements rowsync.Database.
 func (d *DB) Address() string { return "sqlite:" + d.path }
 
+// Engine implements rowsync.EngineNamer.
+func (d *DB) Engine() string { return "sqlite" }
+
+// Path returns the database file's path.
+func (d *DB) Path() string { return d.path }
+
 // SQL returns the underlying *sql.DB (for applications and tests).
 func (d *DB) SQL() *sql.DB { return d.db }
 
@@ -134,8 +140,8 @@ type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// introspect reads a table's columns, key and foreign-key parents.
-func introspect(ctx context.Context, q querier, name string) ([]liveColumn, []string, error) {
+// introspect reads a table's columns, key and foreign keys.
+func introspect(ctx context.Context, q querier, name string) ([]liveColumn, []rowsync.ForeignKey, error) {
 	rows, err := q.QueryContext(ctx, `SELECT name, type, pk FROM pragma_table_info(?) ORDER BY cid`, name)
 	if err != nil {
 		return nil, nil, fmt.Errorf("inspect table %q: %w", name, err)
@@ -154,20 +160,73 @@ func introspect(ctx context.Context, q querier, name string) ([]liveColumn, []st
 	if err := rows.Err(); err != nil {
 		return nil, nil, err
 	}
-	rows, err = q.QueryContext(ctx, `SELECT DISTINCT "table" FROM pragma_foreign_key_list(?)`, name)
+	fks, err := foreignKeys(ctx, q, name)
+	return cols, fks, err
+}
+
+// foreignKeys reads the foreign keys of a table, in the order they are
+// declared. A key declared without parent columns (REFERENCES parent)
+// references the parent's primary key, which is filled in.
+func foreignKeys(ctx context.Context, q querier, name string) ([]rowsync.ForeignKey, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id, "table", "from", "to", on_delete, on_update FROM pragma_foreign_key_list(?) ORDER BY id DESC, seq`, name)
 	if err != nil {
-		return nil, nil, fmt.Errorf("inspect foreign keys of %q: %w", name, err)
+		return nil, fmt.Errorf("inspect foreign keys of %q: %w", name, err)
+	}
+	var fks []rowsync.ForeignKey
+	implicit := map[int]bool{} // keys without parent columns
+	last := int64(-1)
+	for rows.Next() {
+		var id int64
+		var parent, from, onDelete, onUpdate string
+		var to sql.NullString
+		if err := rows.Scan(&id, &parent, &from, &to, &onDelete, &onUpdate); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if id != last || len(fks) == 0 {
+			last = id
+			del, _ := rowsync.FKAction(onDelete)
+			upd, _ := rowsync.FKAction(onUpdate)
+			fks = append(fks, rowsync.ForeignKey{Parent: parent, OnDelete: del, OnUpdate: upd})
+		}
+		fk := &fks[len(fks)-1]
+		fk.Columns = append(fk.Columns, from)
+		if to.Valid && to.String != "" {
+			fk.ParentColumns = append(fk.ParentColumns, to.String)
+		} else {
+			implicit[len(fks)-1] = true
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range implicit {
+		pcols, err := introspectKey(ctx, q, fks[i].Parent)
+		if err != nil {
+			return nil, err
+		}
+		fks[i].ParentColumns = pcols
+	}
+	return fks, nil
+}
+
+// introspectKey returns the primary-key columns of a table, in key order.
+func introspectKey(ctx context.Context, q querier, name string) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT name, type, pk FROM pragma_table_info(?) ORDER BY cid`, name)
+	if err != nil {
+		return nil, fmt.Errorf("inspect table %q: %w", name, err)
 	}
 	defer rows.Close()
-	var parents []string
+	var cols []liveColumn
 	for rows.Next() {
-		var p string
-		if err := rows.Scan(&p); err != nil {
-			return nil, nil, err
+		var c liveColumn
+		if err := rows.Scan(&c.Name, &c.Type, &c.pk); err != nil {
+			return nil, err
 		}
-		parents = append(parents, p)
+		cols = append(cols, c)
 	}
-	return cols, parents, rows.Err()
+	return keyOf(cols), rows.Err()
 }
 
 func keyOf(cols []liveColumn) []string {
@@ -231,7 +290,7 @@ func (d *DB) Tables(ctx context.Context) ([]*rowsync.Table, error) {
 	}
 	var out []*rowsync.Table
 	for _, r := range reg {
-		live, parents, err := introspect(ctx, d.db, r.name)
+		live, fks, err := introspect(ctx, d.db, r.name)
 		if err != nil {
 			return nil, err
 		}
@@ -241,10 +300,11 @@ func (d *DB) Tables(ctx context.Context) ([]*rowsync.Table, error) {
 		if err := sameColumns(r, live); err != nil {
 			return nil, err
 		}
-		t, err := rowsync.NewTable(r.id, r.name, r.cols, r.key, parents)
+		t, err := rowsync.NewTable(r.id, r.name, r.cols, r.key, rowsync.ParentTables(fks))
 		if err != nil {
 			return nil, err
 		}
+		t.ForeignKeys = fks
 		out = append(out, t)
 	}
 	return out, nil

@@ -86,7 +86,7 @@ converge. Start with: rowsync demo`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log progress to stderr")
-	root.AddCommand(a.initCmd(), a.serveCmd(), a.syncCmd(), a.statusCmd(), a.conflictsCmd(), a.verifyCmd(), a.demoCmd(), a.benchCmd())
+	root.AddCommand(a.initCmd(), a.cloneCmd(), a.serveCmd(), a.syncCmd(), a.exportCmd(), a.importCmd(), a.statusCmd(), a.conflictsCmd(), a.verifyCmd(), a.demoCmd(), a.benchCmd())
 	return root
 }
 

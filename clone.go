@@ -36,8 +36,10 @@ type EngineNamer interface {
 // TableCreator is a Database that can create tables from a peer's schema
 // (the SQLite adapter): the tables, parents first, with their columns,
 // primary keys and foreign keys. engine is the peer's (SchemaResponse.Engine).
+// It returns what it left out, one line each (a foreign key to a table the
+// peer does not track).
 type TableCreator interface {
-	CreateTables(ctx context.Context, tables []TableSchema, engine string) error
+	CreateTables(ctx context.Context, tables []TableSchema, engine string) (skipped []string, err error)
 }
 
 // Errors of Clone.
@@ -71,6 +73,7 @@ type CloneOptions struct {
 type CloneResult struct {
 	Peer    NodeInfo    // the peer cloned from
 	Created []string    // tables created from the peer's schema, parents first (none if they were there)
+	Skipped []string    // what creating them left out (foreign keys to tables the peer does not track)
 	Node    *Node       // the new node, once initialized
 	Sync    *SyncResult // the pull
 }
@@ -120,9 +123,11 @@ func Clone(ctx context.Context, db Database, peer Peer, opt CloneOptions) (*Clon
 		if !ok {
 			return res, fmt.Errorf("%s has no tables: create the tables %s tracks first (clone creates tables only in a new SQLite file)", db.Address(), schema.Node.Name)
 		}
-		if err := tc.CreateTables(ctx, schema.Tables, schema.Engine); err != nil {
+		skipped, err := tc.CreateTables(ctx, schema.Tables, schema.Engine)
+		if err != nil {
 			return res, fmt.Errorf("create tables: %w", err)
 		}
+		res.Skipped = skipped
 		res.Created = names
 	} else {
 		set := map[string]bool{}

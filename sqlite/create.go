@@ -208,30 +208,30 @@ func CreateTableSQL(tables []rowsync.TableSchema, engine string) (stmts, skipped
 
 // CreateTables implements rowsync.TableCreator: it creates the tables of
 // CreateTableSQL in one transaction, into a database without tables.
-func (d *DB) CreateTables(ctx context.Context, tables []rowsync.TableSchema, engine string) error {
-	stmts, _, err := CreateTableSQL(tables, engine)
+func (d *DB) CreateTables(ctx context.Context, tables []rowsync.TableSchema, engine string) ([]string, error) {
+	stmts, skipped, err := CreateTableSQL(tables, engine)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	conn, err := d.db.Conn(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		return err
+		return nil, err
 	}
 	for _, s := range stmts {
 		if _, err := conn.ExecContext(ctx, s); err != nil {
 			conn.ExecContext(context.Background(), "ROLLBACK")
-			return fmt.Errorf("%s: %w", strings.SplitN(s, "\n", 2)[0], err)
+			return nil, fmt.Errorf("%s: %w", strings.SplitN(s, "\n", 2)[0], err)
 		}
 	}
 	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
 		conn.ExecContext(context.Background(), "ROLLBACK")
-		return err
+		return nil, err
 	}
-	return nil
+	return skipped, nil
 }
 
 func checkName(what, name string) error {

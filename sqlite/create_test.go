@@ -139,7 +139,7 @@ func TestCreateTableSQL(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	if err := d.CreateTables(t.Context(), tables, "sqlite"); err != nil {
+	if _, err := d.CreateTables(t.Context(), tables, "sqlite"); err != nil {
 		t.Fatal(err)
 	}
 	cols, fks, err := introspect(t.Context(), d.db, "Child Table")

@@ -109,6 +109,9 @@ func (a *app) clone(ctx context.Context, db, peerAddr, name string) error {
 	}
 	if len(res.Created) > 0 {
 		fmt.Fprintf(a.stdout, "created %s: %s\n", plural(int64(len(res.Created)), "table"), strings.Join(res.Created, ", "))
+		for _, sk := range res.Skipped {
+			fmt.Fprintf(a.stdout, "not created: the foreign key %s\n", sk)
+		}
 	} else {
 		fmt.Fprintf(a.stdout, "tracking %s that were there: %s\n", plural(int64(len(names)), "table"), strings.Join(names, ", "))
 	}

@@ -276,3 +276,18 @@ func TestCloneErrors(t *testing.T) {
 
 	fails(t, 1, []string{"server URL"}, "clone", hub, "--db", "http://127.0.0.1:1")
 }
+
+// TestCloneSaysWhatItLeftOut: a peer that tracks a child table but not its
+// parent: the clone creates the child without that foreign key (its parent
+// is not there) and says so, and the rows arrive.
+func TestCloneSaysWhatItLeftOut(t *testing.T) {
+	dir := t.TempDir()
+	hub := newDB(t, dir, "hub.db", schema, `INSERT INTO artist VALUES (1, 'AC/DC', 'AU'); INSERT INTO album VALUES (1, 1, 'High Voltage', NULL);`)
+	ok(t, "init", "--db", hub, "--tables", "album", "--name", "hub")
+	clone := filepath.Join(dir, "clone.db")
+	out := ok(t, "clone", hub, "--db", clone).stdout
+	if !strings.Contains(out, "created 1 table: album") || !strings.Contains(out, "not created: the foreign key album(artist) references artist, which the peer does not track") {
+		t.Errorf("clone printed:\n%s", out)
+	}
+	ok(t, "verify", "--db", clone, hub)
+}

@@ -175,7 +175,7 @@ func (a *app) importCmd() *cobra.Command {
 	var db string
 	var asJSON bool
 	c := &cobra.Command{
-		Use:   "import --db DB FILE",
+		Use:   "import --db DB FILE|-",
 		Short: "Apply a bundle file written by rowsync export on another node",
 		Long: `Apply a bundle written by rowsync export on another node. The schemas are
 compared first: on a mismatch nothing changes. The bundle's changes are
@@ -183,7 +183,7 @@ merged as a sync merges them, batch by batch (one transaction each), so a
 truncated or damaged bundle applies every complete batch before the damage
 and then fails. Importing a bundle again changes nothing. The import also
 records what the exporting node has received of this node's changes, for
-rowsync export --for.`,
+rowsync export --for. FILE - reads the bundle from standard input.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := needDB(db); err != nil {
@@ -191,17 +191,23 @@ rowsync export --for.`,
 			}
 			file := args[0]
 			ctx := cmd.Context()
-			f, err := os.Open(file)
-			if err != nil {
-				return err
+			in := cmd.InOrStdin()
+			if file == "-" {
+				file = "standard input"
+			} else {
+				f, err := os.Open(file)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				in = f
 			}
-			defer f.Close()
 			n, err := a.openNode(ctx, db)
 			if err != nil {
 				return err
 			}
 			defer n.DB().Close()
-			res, err := n.Import(ctx, f)
+			res, err := n.Import(ctx, in)
 			if err != nil {
 				var be *rowsync.BundleError
 				switch {

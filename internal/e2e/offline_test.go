@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -98,4 +99,25 @@ func TestCloneThenUSBStick(t *testing.T) {
 	}
 	ok(t, "import", "--db", shop, full)
 	ok(t, "verify", "--db", shop, office)
+}
+
+// export -o - and import - make a pipe: the bundle never touches a file.
+func TestBundleThroughAPipe(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db")
+	for _, p := range []string{a, b} {
+		execSQL(t, p, `CREATE TABLE note(id INTEGER PRIMARY KEY, body TEXT)`)
+	}
+	execSQL(t, a, `INSERT INTO note VALUES (1, 'one'), (2, 'two')`)
+	ok(t, "init", "--db", a, "--all", "--name", "a")
+	ok(t, "init", "--db", b, "--all", "--name", "b")
+	bundle := ok(t, "export", "--db", a, "-o", "-").stdout
+	cmd := exec.Command(bin, "import", "--db", b, "-")
+	cmd.Env = env()
+	cmd.Stdin = strings.NewReader(bundle)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "received 2 rows") {
+		t.Fatalf("import -: %v\n%s", err, out)
+	}
+	ok(t, "verify", "--db", b, a)
 }

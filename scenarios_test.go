@@ -15,6 +15,23 @@ import (
 
 // loggedLoser reports whether some site's conflict log has v as a loser
 // of table.
+// notLostSilently checks that each value written to table is in a row of
+// the first site (the sites have converged), or a loser in a site's
+// conflict log, or that some site holds a change back (and lists it).
+func notLostSilently(tb testing.TB, table string, vals []string, sites ...*site) {
+	tb.Helper()
+	all := strings.Join(sites[0].rows(tb, table), "|")
+	held := 0
+	for _, s := range sites {
+		held += len(s.held(tb))
+	}
+	for _, v := range vals {
+		if !strings.Contains(all, v) && !loggedLoser(tb, table, v, sites...) && held == 0 {
+			tb.Errorf("%s lost silently: %q\n%s", v, sites[0].rows(tb, table), dumpConflicts(tb, sites...))
+		}
+	}
+}
+
 func loggedLoser(tb testing.TB, table, v string, sites ...*site) bool {
 	tb.Helper()
 	for _, s := range sites {
@@ -148,18 +165,7 @@ func TestKeyUpdatedTwiceBetweenSyncs(t *testing.T) {
 			quiet(t, [2]*site{a, b}, [2]*site{b, c})
 			convergedExceptHeld(t, a, b, c)
 			t.Logf("%q\n%s", b.rows(t, "item"), dumpConflicts(t, a, b, c))
-			all := strings.Join(a.rows(t, "item"), "|")
-			for _, v := range []string{"c-early", "b-late"} {
-				if !strings.Contains(all, v) && !loggedLoser(t, "item", v, a, b, c) {
-					held := 0
-					for _, x := range s {
-						held += len(x.held(t))
-					}
-					if held == 0 {
-						t.Errorf("%s lost silently", v)
-					}
-				}
-			}
+			notLostSilently(t, "item", []string{"c-early", "b-late"}, a, b, c)
 		})
 	}
 }
@@ -296,10 +302,7 @@ func TestReplaceThroughUniqueRacingEdit(t *testing.T) {
 			quiet(t, [2]*site{a, b})
 			t.Logf("a %q\nb %q\n%s", a.rows(t, "item"), b.rows(t, "item"), dumpConflicts(t, a, b))
 			convergedExceptHeld(t, a, b)
-			all := strings.Join(a.rows(t, "item"), "|")
-			if !strings.Contains(all, "bedit") && !loggedLoser(t, "item", "bedit", a, b) && len(a.held(t))+len(b.held(t)) == 0 {
-				t.Errorf("bedit lost silently")
-			}
+			notLostSilently(t, "item", []string{"bedit"}, a, b)
 		})
 	}
 }
@@ -399,12 +402,7 @@ func TestKeyUpdateOntoConcurrentlyInsertedKey(t *testing.T) {
 	convergedExceptHeld(t, a, b)
 	noHeld(t, a, b)
 	t.Logf("%q\n%s", a.rows(t, "item"), dumpConflicts(t, a, b))
-	all := strings.Join(a.rows(t, "item"), "|")
-	for _, v := range []string{"five from b", "b edit", "y"} {
-		if !strings.Contains(all, v) && !loggedLoser(t, "item", v, a, b) {
-			t.Errorf("%s lost silently", v)
-		}
-	}
+	notLostSilently(t, "item", []string{"five from b", "b edit", "y"}, a, b)
 }
 
 func TestUpdateOrReplaceThroughUniqueRacingEdit(t *testing.T) {
@@ -421,12 +419,7 @@ func TestUpdateOrReplaceThroughUniqueRacingEdit(t *testing.T) {
 	convergedExceptHeld(t, a, b, c)
 	noHeld(t, a, b, c)
 	t.Logf("%q\n%s", a.rows(t, "item"), dumpConflicts(t, a, b, c))
-	all := strings.Join(a.rows(t, "item"), "|")
-	for _, v := range []string{"c early", "b late"} {
-		if !strings.Contains(all, v) && !loggedLoser(t, "item", v, a, b, c) {
-			t.Errorf("%s lost silently", v)
-		}
-	}
+	notLostSilently(t, "item", []string{"c early", "b late"}, a, b, c)
 }
 
 func TestHeldFromTwoPeersSwap(t *testing.T) {
@@ -503,16 +496,7 @@ func TestParentKeyUpdateCascadesRacingChildEdit(t *testing.T) {
 			quiet(t, [2]*site{a, b}, [2]*site{b, c})
 			convergedExceptHeld(t, a, b, c)
 			t.Logf("parent %q child %q\n%s", a.rows(t, "parent"), a.rows(t, "child"), dumpConflicts(t, a, b, c))
-			all := strings.Join(a.rows(t, "child"), "|")
-			held := 0
-			for _, x := range s {
-				held += len(x.held(t))
-			}
-			for _, v := range []string{"c note", "c new"} {
-				if !strings.Contains(all, v) && !loggedLoser(t, "child", v, a, b, c) && held == 0 {
-					t.Errorf("%s lost silently", v)
-				}
-			}
+			notLostSilently(t, "child", []string{"c note", "c new"}, a, b, c)
 		})
 	}
 }
@@ -576,16 +560,7 @@ func TestSQLiteConflictClausesRacingEdits(t *testing.T) {
 				quiet(t, [2]*site{a, b}, [2]*site{b, c})
 				convergedExceptHeld(t, a, b, c)
 				t.Logf("%q\n%s", a.rows(t, "item"), dumpConflicts(t, a, b, c))
-				all := strings.Join(a.rows(t, "item"), "|")
-				held := 0
-				for _, x := range s {
-					held += len(x.held(t))
-				}
-				for _, v := range []string{"c1", "c2"} {
-					if !strings.Contains(all, v) && !loggedLoser(t, "item", v, a, b, c) && held == 0 {
-						t.Errorf("%s lost silently", v)
-					}
-				}
+				notLostSilently(t, "item", []string{"c1", "c2"}, a, b, c)
 			})
 		}
 	}
@@ -637,16 +612,11 @@ func TestCutAfterHeldBatch(t *testing.T) {
 			convergedExceptHeld(t, a, b)
 			// b's later edit of row 4 brings it back, and its code
 			// clashes with row 1's: held, listed on both sides.
-			held := len(a.held(t)) + len(b.held(t))
-			all := strings.Join(a.rows(t, "item"), "|")
-			for _, v := range []string{"a1", "b4"} {
-				if v == "b4" && !had4 {
-					continue
-				}
-				if !strings.Contains(all, v) && !loggedLoser(t, "item", v, a, b) && held == 0 {
-					t.Errorf("%s lost silently: %q\n%s", v, a.rows(t, "item"), dumpConflicts(t, a, b))
-				}
+			vals := []string{"a1"}
+			if had4 {
+				vals = append(vals, "b4")
 			}
+			notLostSilently(t, "item", vals, a, b)
 		})
 	}
 }

@@ -3,6 +3,7 @@ package mysql_test
 import (
 	"context"
 	"database/sql"
+	"strings"
 	"testing"
 
 	"github.com/rowsync/rowsync"
@@ -188,14 +189,7 @@ func TestFoldPagesLateEntry(t *testing.T) {
 				t.Fatal("the fold read one page of the log only")
 			}
 			converge(t, na, nb)
-			for _, x := range []*testDB{a, b} {
-				if got := dump(t, x, `SELECT CONCAT(id, v) FROM t ORDER BY id`); got != "2other" {
-					t.Errorf("%s: rows %q, want 2other (row 1 deleted on a)", x.db.Address(), got)
-				}
-				if got := dump(t, x, `SELECT COUNT(*) FROM _rowsync_log_1`); got != "0" {
-					t.Errorf("%s: %s captured writes left", x.db.Address(), got)
-				}
-			}
+			convergedTo(t, "2other (row 1 deleted on a)", a, b)
 			var deleted sql.NullInt64
 			if err := a.app.QueryRow(`SELECT del FROM _rowsync_shadow_1 WHERE k0 = 1`).Scan(&deleted); err != nil || deleted.Int64 != 1 {
 				t.Errorf("a's bookkeeping of row 1: del = %v (%v), want 1", deleted, err)
@@ -218,12 +212,21 @@ func TestNoopUpdateDoesNotHoldBackSend(t *testing.T) {
 		t.Fatal("the sync began no read transaction")
 	}
 	converge(t, na, nb)
-	for _, x := range []*testDB{a, b} {
-		if got := dump(t, x, `SELECT CONCAT(id, v) FROM t ORDER BY id`); got != "1y" {
-			t.Errorf("%s: rows %q, want 1y", x.db.Address(), got)
+	convergedTo(t, "1y", a, b)
+}
+
+// convergedTo checks that each node's table t holds the rows want (as
+// id || v, in key order; what follows a space in want explains it) and
+// that no captured write is left in its log.
+func convergedTo(tb testing.TB, want string, xs ...*testDB) {
+	tb.Helper()
+	rows, _, _ := strings.Cut(want, " ")
+	for _, x := range xs {
+		if got := dump(tb, x, `SELECT CONCAT(id, v) FROM t ORDER BY id`); got != rows {
+			tb.Errorf("%s: rows %q, want %s", x.db.Address(), got, want)
 		}
-		if got := dump(t, x, `SELECT COUNT(*) FROM _rowsync_log_1`); got != "0" {
-			t.Errorf("%s: %s captured writes left", x.db.Address(), got)
+		if got := dump(tb, x, `SELECT COUNT(*) FROM _rowsync_log_1`); got != "0" {
+			tb.Errorf("%s: %s captured writes left", x.db.Address(), got)
 		}
 	}
 }
